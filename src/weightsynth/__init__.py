@@ -1,0 +1,37 @@
+"""weightsynth: weight-program synthesis for continuous-time networks by optimal control.
+
+Implements Farotimi, Dembo & Kailath (NIPS 1989). See docs/derivation.md for the equations
+that each function cites.
+"""
+
+from .activations import Activation, available_activations, get_activation, register_activation
+from .errors import PrecisionWarning, ProgramFileError, SolveError
+from .index import IndexResult, evaluate_index, excess_cost, optimal_cost, performance_index
+from .program import ConstantProgram, Program, WeightProgram, load_program
+from .rules import outer_product_rule
+from .solvers import SolverConfig
+from .synthesis import synthesize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation",
+    "ConstantProgram",
+    "IndexResult",
+    "PrecisionWarning",
+    "Program",
+    "ProgramFileError",
+    "SolveError",
+    "SolverConfig",
+    "WeightProgram",
+    "available_activations",
+    "evaluate_index",
+    "excess_cost",
+    "get_activation",
+    "load_program",
+    "optimal_cost",
+    "outer_product_rule",
+    "performance_index",
+    "register_activation",
+    "synthesize",
+]

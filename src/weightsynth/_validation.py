@@ -1,0 +1,130 @@
+"""Input validation shared by the public entry points (raise early, name the problem)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import jax
+import numpy as np
+
+from .errors import PrecisionWarning
+
+
+def as_matrix(x, name: str, *, n: int | None = None) -> np.ndarray:
+    """Return ``x`` as a finite 2-D float array of shape (rows, n), rows >= 1, n >= 1."""
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # noqa: BLE001 - any conversion failure is a bad input
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+        or arr.dtype == bool
+    ):
+        raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D with samples as rows (shape (L, n)), got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one row and one column, got {arr.shape}")
+    if n is not None and arr.shape[1] != n:
+        raise ValueError(f"{name} has {arr.shape[1]} columns but the network has n = {n} neurons")
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} contains non-finite values (first at index {idx}: {arr[idx]})")
+    return arr
+
+
+def check_pair(inputs, targets) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a training set: inputs and targets both (L, n), same shape."""
+    phi = as_matrix(inputs, "inputs")
+    theta = as_matrix(targets, "targets")
+    if phi.shape != theta.shape:
+        raise ValueError(
+            f"inputs and targets must have the same shape (L, n); got {phi.shape} and "
+            f"{theta.shape}"
+        )
+    return phi, theta
+
+
+def check_positive(value, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive real number, got {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return v
+
+
+def check_interval(t0, t1) -> tuple[float, float]:
+    try:
+        a, b = float(t0), float(t1)
+    except (TypeError, ValueError):
+        raise ValueError(f"t0 and t1 must be real numbers, got t0={t0!r}, t1={t1!r}") from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"t0 and t1 must be finite, got t0={t0!r}, t1={t1!r}")
+    if b <= a:
+        raise ValueError(f"t1 must be greater than t0, got t0={a!r}, t1={b!r}")
+    return a, b
+
+
+def check_times(ts, t0: float, t1: float, name: str = "ts") -> np.ndarray:
+    """A 1-D non-decreasing array of finite times inside [t0, t1]."""
+    arr = np.asarray(ts, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = arr[None]
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of times, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains non-finite times")
+    if np.any(np.diff(arr) < 0):
+        raise ValueError(f"{name} must be sorted in non-decreasing order")
+    span = 1e-12 * max(1.0, abs(t0), abs(t1))
+    if arr[0] < t0 - span or arr[-1] > t1 + span:
+        raise ValueError(
+            f"{name} must lie in [t0, t1] = [{t0}, {t1}], got values from {arr[0]} to {arr[-1]}"
+        )
+    return np.clip(arr, t0, t1)
+
+
+def check_steps(steps) -> int | None:
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer or None, got {steps!r}")
+    return int(steps)
+
+
+def resolve_dtype(dtype, *arrays: np.ndarray) -> np.dtype:
+    """The working float dtype: ``dtype`` if given, else the widest input float dtype.
+
+    float64 work needs JAX's x64 mode. When it is off, we warn (never silently truncate)
+    and fall back to float32.
+    """
+    if dtype is None:
+        dt = np.result_type(*[a.dtype for a in arrays], np.float32)
+        dt = np.dtype(np.float64) if dt.itemsize > 8 else dt
+        if dt not in (np.float32, np.float64):
+            dt = np.dtype(np.float64)
+    else:
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
+        if dt not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    if dt == np.float64 and not jax.config.jax_enable_x64:
+        warnings.warn(
+            "float64 data but JAX x64 mode is off, so weightsynth computes in float32. "
+            "Call jax.config.update('jax_enable_x64', True) at program start for float64, "
+            "or pass dtype='float32' to silence this warning.",
+            PrecisionWarning,
+            stacklevel=3,
+        )
+        dt = np.dtype(np.float32)
+    return dt

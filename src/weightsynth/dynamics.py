@@ -1,0 +1,79 @@
+r"""Vector fields of the network N and of the formal system S, samples as rows.
+
+Notation (derivation.md): Z, G = g(Z), Theta are L x n (one sample per row), W is n x n.
+
+* N, eq. (1), for a batch of B independent copies:   dZ/dt = -Z + g(Z) W^T
+* S under the optimal program W* = beta Theta^T G (eq. 7), Gram form (eq. 9):
+      dZ/dt = -Z + beta K Theta,   K = G G^T  (L x L)
+* the same in reduced coordinates (eq. 10), Z(t) = e^{-(t-t0)} Z0 + A(t) Theta:
+      dA/dt = -A + beta K(t),   A(t0) = 0
+* queries X (B x n) run through N under W*(t), without forming W (eq. 11):
+      dX/dt = -X + beta (g(X) G^T) Theta
+
+None of these forms S's nL x nL block-diagonal matrix, and only ``network_rhs`` and
+``optimal_weights`` form an n x n matrix.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .activations import Activation
+
+
+def network_rhs(
+    Z: Float[Array, "B n"], W: Float[Array, "n n"], act: Activation
+) -> Float[Array, "B n"]:
+    r"""Network N, eq. (1): dz/dt = -z + W g(z), for each row z of Z."""
+    return -Z + act.g(Z) @ W.T
+
+
+def optimal_weights(
+    Z: Float[Array, "L n"], Theta: Float[Array, "L n"], beta, act: Activation
+) -> Float[Array, "n n"]:
+    r"""Optimal program W*(t) = beta sum_r theta_r g(z_r(t))^T = beta Theta^T g(Z) (eq. 7)."""
+    return beta * (Theta.T @ act.g(Z))
+
+
+def gram(G: Float[Array, "L n"]) -> Float[Array, "L L"]:
+    r"""Gram matrix K = G G^T of the subsystem outputs (eq. 9)."""
+    return G @ G.T
+
+
+def closed_loop_rhs(
+    Z: Float[Array, "L n"], Theta: Float[Array, "L n"], beta, act: Activation
+) -> Float[Array, "L n"]:
+    r"""Closed-loop S in Gram form, eq. (9): dZ/dt = -Z + beta (G G^T) Theta."""
+    G = act.g(Z)
+    return -Z + beta * (gram(G) @ Theta)
+
+
+def reduced_states(t, A: Float[Array, "L L"], Z0, Theta, t0) -> Float[Array, "L n"]:
+    r"""Z(t) = e^{-(t - t0)} Z0 + A(t) Theta (eq. 10)."""
+    return jnp.exp(-(t - t0)) * Z0 + A @ Theta
+
+
+def reduced_rhs(t, A: Float[Array, "L L"], Z0, Theta, t0, beta, act: Activation):
+    r"""Reduced closed loop, eq. (10): dA/dt = -A + beta K(t)."""
+    G = act.g(reduced_states(t, A, Z0, Theta, t0))
+    return -A + beta * gram(G)
+
+
+def query_rhs(
+    X: Float[Array, "B n"], G: Float[Array, "L n"], Theta: Float[Array, "L n"], beta,
+    act: Activation, *, dense: bool = False,
+) -> Float[Array, "B n"]:
+    r"""N under W*(t) for queries X, eq. (11): dX/dt = -X + beta (g(X) G^T) Theta.
+
+    With ``dense=True`` it forms W = beta Theta^T G first (cheaper when L > n and B is large);
+    both forms are the same product, associated differently.
+    """
+    if dense:
+        return network_rhs(X, optimal_weights_from_outputs(G, Theta, beta), act)
+    return -X + beta * ((act.g(X) @ G.T) @ Theta)
+
+
+def optimal_weights_from_outputs(G, Theta, beta):
+    r"""W = beta Theta^T G, given the outputs G = g(Z) already."""
+    return beta * (Theta.T @ G)

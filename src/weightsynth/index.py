@@ -1,0 +1,172 @@
+r"""The performance index J (eq. 3) of any weight program, and its excess cost (eq. 8).
+
+For any program W(t), integrating N for every training sample under that W gives
+
+    J[W] = - sum_r z_r(t1).theta_r
+           + 1/2 int ( -2 sum_r z_r.theta_r + beta ||M||_F^2 + (1/beta) ||W||_F^2 ) dt,
+
+with M(t) = Theta^T g(Z(t)), and the identity (derivation eq. 8)
+
+    J[W] = J* + (1/(2 beta)) int ||W - beta M||_F^2 dt,    J* = - sum_r g^{-1}(phi_r).theta_r.
+
+This module integrates both integrals as part of the ODE state, on its own code path
+(N with W(t) taken from the program, never the synthesis' closed loop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import dynamics as dyn
+from ._validation import as_matrix, check_interval, check_pair, check_positive, resolve_dtype
+from .activations import Activation, get_activation
+from .program import Program
+from .solvers import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """J and its parts. ``J == J_star + excess`` up to integration error."""
+
+    J: float
+    J_star: float
+    excess: float
+    terminal: float
+    running: float
+
+
+def optimal_cost(inputs, targets, activation: str | Activation = "tanh") -> float:
+    r"""J* = - sum_r g^{-1}(phi_r).theta_r, the global minimum of J (derivation eq. 8)."""
+    phi, theta = check_pair(inputs, targets)
+    act = get_activation(activation)
+    act.check_in_range(phi, "inputs")
+    return float(-np.sum(np.asarray(act.ginv(jnp.asarray(phi))) * theta))
+
+
+class _CallableProgram(Program):
+    """Wraps a user callable t -> (n, n) as a program, for the index only."""
+
+    fn: object
+    size: int
+    activation: Activation
+    t0: float
+    t1: float
+    solver: SolverConfig
+    dtype_: np.dtype
+
+    @property
+    def n(self) -> int:
+        return self.size
+
+    @property
+    def dtype(self):
+        return self.dtype_
+
+    def _weights_jax(self, t):
+        return jnp.asarray(self.fn(t), self.dtype_)
+
+
+def _as_program(program, n, act, t0, t1, dt) -> Program:
+    if isinstance(program, Program):
+        return program
+    if callable(program):
+        shape = jax.eval_shape(lambda t: jnp.asarray(program(t)), jnp.asarray(t0, dt)).shape \
+            if _traceable(program, t0) else np.shape(program(t0))
+        if tuple(shape) != (n, n):
+            raise ValueError(f"the weight callable must return an ({n}, {n}) array, got {shape}")
+        fn = program if _traceable(program, t0) else _host_callback(program, n, dt)
+        return _CallableProgram(fn, n, act, t0, t1, SolverConfig(), np.dtype(dt))
+    W = as_matrix(program, "program")
+    if W.shape != (n, n):
+        raise ValueError(f"a constant program must be ({n}, {n}), got {W.shape}")
+    return _CallableProgram(lambda t, W=W: W, n, act, t0, t1, SolverConfig(), np.dtype(dt))
+
+
+def _traceable(fn, t0) -> bool:
+    try:
+        jax.eval_shape(lambda t: jnp.asarray(fn(t)), jnp.asarray(t0))
+        return True
+    except Exception:  # noqa: BLE001 - anything a non-JAX callable raises under tracing
+        return False
+
+
+def _host_callback(fn, n, dt):
+    shape = jax.ShapeDtypeStruct((n, n), dt)
+    return lambda t: jax.pure_callback(lambda tt: np.asarray(fn(float(tt)), dt), shape, t)
+
+
+def evaluate_index(
+    program, inputs, targets, beta: float | None = None, t1: float | None = None,
+    t0: float | None = None, activation: str | Activation | None = None, *,
+    steps: int | None = None, solver: str = "tsit5", rtol: float = 1e-10, atol: float = 1e-12,
+    max_steps: int = 100_000, dtype=None,
+) -> IndexResult:
+    """J (eq. 3), J* and the excess cost of ``program`` against a training set.
+
+    ``program`` is a :class:`Program`, a callable t -> (n, n) array, or a constant (n, n)
+    array. ``beta``, ``t0``, ``t1`` and ``activation`` default to the program's own.
+    """
+    phi, theta = check_pair(inputs, targets)
+    own = program if isinstance(program, Program) else None
+    beta = check_positive(beta if beta is not None else getattr(own, "beta", None), "beta")
+    t0 = t0 if t0 is not None else (own.t0 if own else 0.0)
+    t1 = t1 if t1 is not None else (own.t1 if own else None)
+    t0, t1 = check_interval(t0, t1)
+    act = get_activation(activation if activation is not None else
+                         (own.activation if own else "tanh"))
+    act.check_in_range(phi, "inputs")
+    if own is not None and own.n != phi.shape[1]:
+        raise ValueError(f"the program has n = {own.n} neurons but inputs have {phi.shape[1]}")
+    if own is not None and (t0 < own.t0 - 1e-12 or t1 > own.t1 + 1e-12):
+        raise ValueError(f"[t0, t1] = [{t0}, {t1}] exceeds the program's [{own.t0}, {own.t1}]")
+    dt = resolve_dtype(dtype, phi, theta)
+    prog = _as_program(program, phi.shape[1], act, t0, t1, dt)
+    cfg = SolverConfig(solver=solver, steps=steps, rtol=rtol, atol=atol, max_steps=max_steps)
+    grid = uniform_grid(t0, t1, steps or 1)
+    Z0 = act.ginv(jnp.asarray(phi, dt))
+    Theta = jnp.asarray(theta, dt)
+    out, ok, fin = _integrate_index(prog, Z0, Theta, jnp.asarray(beta, dt), t0, t1,
+                                    jnp.asarray(grid, dt), act, cfg)
+    raise_if_failed(ok, fin, np.array([t0, t1]), "evaluating the index (solve of N)")
+    Z1, run2, exc2 = (np.asarray(x)[-1] for x in out)
+    terminal = -float(np.sum(Z1 * theta))
+    running = 0.5 * float(run2)
+    J_star = float(-np.sum(np.asarray(Z0) * theta))
+    return IndexResult(J=terminal + running, J_star=J_star, excess=float(exc2) / (2 * beta),
+                       terminal=terminal, running=running)
+
+
+@eqx.filter_jit
+def _integrate_index(prog, Z0, Theta, beta, t0, t1, grid, act, cfg):
+    def field(t, y, args):
+        Z, _, _ = y
+        W = prog._weights_jax(t)
+        G = act.g(Z)
+        M = Theta.T @ G
+        dZ = dyn.network_rhs(Z, W, act)
+        running = -2 * jnp.sum(Z * Theta) + beta * jnp.sum(M * M) + jnp.sum(W * W) / beta
+        excess = jnp.sum((W - beta * M) ** 2)
+        return dZ, running, excess
+
+    zero = jnp.zeros((), Z0.dtype)
+    ys, ok, _ = solve(field, (Z0, zero, zero), t0, t1, None, cfg,
+                      step_ts=None if cfg.adaptive else grid, save_ts=jnp.stack([t0, t1])
+                      .astype(Z0.dtype))
+    return ys, ok, finite_rows(ys)
+
+
+def performance_index(program, inputs, targets, beta: float | None = None,
+                      t1: float | None = None, **kwargs) -> float:
+    """The paper's index J (eq. 3) of ``program`` against the training set (a float)."""
+    return evaluate_index(program, inputs, targets, beta, t1, **kwargs).J
+
+
+def excess_cost(program, inputs, targets, beta: float | None = None, t1: float | None = None,
+                **kwargs) -> float:
+    r"""(1/(2 beta)) int ||W - beta M||_F^2 dt: how far J[W] lies above J* (eq. 8)."""
+    return evaluate_index(program, inputs, targets, beta, t1, **kwargs).excess
