@@ -25,7 +25,7 @@ import numpy as np
 from . import dynamics as dyn
 from ._validation import as_matrix, check_interval, check_pair, check_positive, resolve_dtype
 from .activations import Activation, get_activation
-from .program import Program
+from .program import ConstantProgram, Program, traced
 from .solvers import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
 
 
@@ -84,7 +84,7 @@ def _as_program(program, n, act, t0, t1, dt) -> Program:
     W = as_matrix(program, "program")
     if W.shape != (n, n):
         raise ValueError(f"a constant program must be ({n}, {n}), got {W.shape}")
-    return _CallableProgram(lambda t, W=W: W, n, act, t0, t1, SolverConfig(), np.dtype(dt))
+    return ConstantProgram(W=W.astype(dt), activation=act, t0=t0, t1=t1)
 
 
 def _traceable(fn, t0) -> bool:
@@ -130,7 +130,8 @@ def evaluate_index(
     grid = uniform_grid(t0, t1, steps or 1)
     Z0 = act.ginv(jnp.asarray(phi, dt))
     Theta = jnp.asarray(theta, dt)
-    out, ok, fin = _integrate_index(prog, Z0, Theta, jnp.asarray(beta, dt), t0, t1,
+    out, ok, fin = _integrate_index(traced(prog), Z0, Theta, jnp.asarray(beta, dt),
+                                    jnp.asarray(t0, dt), jnp.asarray(t1, dt),
                                     jnp.asarray(grid, dt), act, cfg)
     raise_if_failed(ok, fin, np.array([t0, t1]), "evaluating the index (solve of N)")
     Z1, run2, exc2 = (np.asarray(x)[-1] for x in out)

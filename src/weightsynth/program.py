@@ -12,6 +12,7 @@ Every program offers ``weights(t)``, ``trajectory(x, ts)``, ``recall(x)``, ``sav
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
@@ -65,7 +66,7 @@ class Program(eqx.Module):
         """W(t): an (n, n) array for a scalar t, or (len(t), n, n) for a 1-D array of times."""
         scalar = np.ndim(t) == 0
         ts = self._check_t(t) if scalar else check_times(t, self.t0, self.t1, "t")
-        out = np.asarray(_weights_many(self, jnp.asarray(ts, self.dtype)))
+        out = np.asarray(_weights_many(traced(self), jnp.asarray(ts, self.dtype)))
         return out[0] if scalar else out
 
     def _queries(self, x) -> np.ndarray:
@@ -124,6 +125,20 @@ class Program(eqx.Module):
             raise
         except (ValueError, TypeError, KeyError) as exc:
             raise ProgramFileError(f"{str(path)!r} holds an invalid program: {exc}") from None
+
+
+def traced(prog: Program) -> Program:
+    """``prog`` with its scalars (beta, t0, t1) as 0-d arrays and no solver stats.
+
+    ``eqx.filter_jit`` treats Python floats as static, so passing ``prog`` itself would
+    compile afresh for every beta, t0, t1 (and step count); this compiles once per shape.
+    """
+    names = {f.name for f in dataclasses.fields(prog)}
+    new = {k: jnp.asarray(getattr(prog, k)) for k in ("beta", "t0", "t1")
+           if k in names and isinstance(getattr(prog, k), float)}
+    if "stats" in names:
+        new["stats"] = {}
+    return dataclasses.replace(prog, **new)
 
 
 @eqx.filter_jit
@@ -207,7 +222,7 @@ class WeightProgram(Program):
     def states(self, t) -> np.ndarray:
         """States Z(t) of the formal system S, (L, n), at a time t in [t0, t1]."""
         (tt,) = self._check_t(t)
-        return np.asarray(_states(self, jnp.asarray(tt, self.dtype)))
+        return np.asarray(_states(traced(self), jnp.asarray(tt, self.dtype)))
 
     def _run(self, Zq0, ts):
         B, n, L = Zq0.shape[0], self.n, self.L
@@ -313,7 +328,7 @@ def simulate_network(prog: Program, Zq0, ts: np.ndarray) -> np.ndarray:
     cfg = prog.solver
     grid = None if cfg.adaptive else jnp.asarray(uniform_grid(prog.t0, prog.t1, cfg.steps),
                                                  prog.dtype)
-    ys, ok, fin = _simulate(prog, Zq0, grid, jnp.asarray(ts, prog.dtype))
+    ys, ok, fin = _simulate(traced(prog), Zq0, grid, jnp.asarray(ts, prog.dtype))
     raise_if_failed(ok, fin, ts, "running the network")
     return np.asarray(ys)
 
