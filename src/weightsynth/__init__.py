@@ -6,7 +6,17 @@ that each function cites.
 
 from .activations import Activation, available_activations, get_activation, register_activation
 from .errors import PrecisionWarning, ProgramFileError, SolveError
+from .general import GeneralResult, direct_synthesize, sweep_synthesize
+from .grid_program import GridProgram
 from .index import IndexResult, evaluate_index, excess_cost, optimal_cost, performance_index
+from .problem import (
+    Index,
+    Problem,
+    custom_index,
+    paper_index,
+    terminal_correlation,
+    terminal_squared_error,
+)
 from .program import ConstantProgram, Program, WeightProgram, load_program
 from .rules import outer_product_rule
 from .solvers import SolverConfig
@@ -15,6 +25,16 @@ from .synthesis import synthesize
 __version__ = "0.1.0"
 
 __all__ = [
+    "GeneralResult",
+    "GridProgram",
+    "Index",
+    "Problem",
+    "custom_index",
+    "direct_synthesize",
+    "paper_index",
+    "sweep_synthesize",
+    "terminal_correlation",
+    "terminal_squared_error",
     "Activation",
     "ConstantProgram",
     "IndexResult",

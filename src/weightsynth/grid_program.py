@@ -1,0 +1,124 @@
+r"""A weight program stored on a time grid: the result of the general solvers.
+
+W(t) is piecewise linear between the nodes t_0 < ... < t_{T-1} (uniform on [t0, t1]):
+
+    W(t) = W_k + (t - t_k)/(t_{k+1} - t_k) (W_{k+1} - W_k),   t in [t_k, t_{k+1}],
+
+and N runs as dz/dt = -z + W(t) g(z) + d(t), with d(t) = b + u(t) the network's input
+(bias plus external input, zero by default) interpolated the same way.
+"""
+
+from __future__ import annotations
+
+import json
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+from .activations import Activation
+from .program import Program
+from .solvers import SolverConfig, finite_rows, raise_if_failed, solve
+from .storage import require
+
+
+def interp_nodes(nodes, t, t0, t1):
+    """Piecewise-linear interpolation of ``nodes`` (T, ...) on a uniform grid over [t0, t1]."""
+    T = nodes.shape[0]
+    u = (t - t0) / (t1 - t0) * (T - 1)
+    k = jnp.clip(jnp.floor(u).astype(jnp.int32), 0, T - 2)
+    s = u - k
+    return nodes[k] + s * (nodes[k + 1] - nodes[k])
+
+
+class GridProgram(Program):
+    """W(t) on a uniform grid of T nodes, piecewise linear (see the module docstring).
+
+    Attributes: ``activation``, ``t0``, ``t1``, ``W`` (T, n, n) node values, ``drive``
+    (T, n) the input d(t_k) = b + u(t_k) of N, ``solver`` (fixed steps on the nodes by
+    default, reused by ``recall``), ``stats`` (free-form solver information).
+    """
+
+    activation: Activation
+    t0: float
+    t1: float
+    W: np.ndarray
+    drive: np.ndarray
+    solver: SolverConfig
+    stats: dict = eqx.field(default_factory=dict)
+    kind = "grid"
+
+    def __post_init__(self):
+        W = np.array(self.W)
+        if W.ndim != 3 or W.shape[1] != W.shape[2] or W.shape[0] < 2:
+            raise ValueError(f"W must have shape (T >= 2, n, n), got {W.shape}")
+        if not np.isfinite(W).all():
+            raise ValueError("W contains non-finite values")
+        drive = np.array(self.drive, dtype=W.dtype)
+        if drive.shape != W.shape[:2]:
+            raise ValueError(f"drive must have shape {W.shape[:2]}, got {drive.shape}")
+        W.setflags(write=False)
+        drive.setflags(write=False)
+        self.W, self.drive = W, drive
+
+    @property
+    def n(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.W.dtype
+
+    @property
+    def ts(self) -> np.ndarray:
+        """The node times."""
+        return self.t0 + (self.t1 - self.t0) * np.arange(self.W.shape[0]) / (self.W.shape[0] - 1)
+
+    def _weights_jax(self, t):
+        return interp_nodes(jnp.asarray(self.W), t, self.t0, self.t1)
+
+    def _drive_jax(self, t):
+        return interp_nodes(jnp.asarray(self.drive), t, self.t0, self.t1)
+
+    def _run(self, Zq0, ts):
+        grid = None if self.solver.adaptive else jnp.asarray(self._grid(), self.dtype)
+        ys, ok, fin = _simulate(self, Zq0, grid, jnp.asarray(ts, self.dtype))
+        raise_if_failed(ok, fin, ts, "running the network")
+        return np.asarray(ys)
+
+    def _grid(self) -> np.ndarray:
+        steps = self.solver.steps
+        return self.t0 + (self.t1 - self.t0) * np.arange(steps + 1) / steps
+
+    def _file_contents(self):
+        return {"W": self.W, "drive": self.drive}, {"stats": json.dumps(self.stats)}
+
+    @classmethod
+    def _from_file(cls, tensors, meta, common):
+        require(meta, tensors, (), ("W", "drive"))
+        W, drive = tensors["W"], tensors["drive"]
+        n = int(meta["n"])
+        if W.ndim != 3 or W.shape[1:] != (n, n) or drive.shape != W.shape[:2]:
+            from .errors import ProgramFileError
+
+            raise ProgramFileError("program file arrays have inconsistent shapes")
+        return cls(W=W, drive=drive, stats=json.loads(meta.get("stats", "{}")), **common)
+
+
+@eqx.filter_jit
+def _simulate(prog: GridProgram, Zq0, grid, save_ts):
+    def field(t, Z, args):
+        return -Z + prog.activation.g(Z) @ prog._weights_jax(t).T + prog._drive_jax(t)
+
+    ys, ok, _ = solve(field, Zq0, prog.t0, prog.t1, None, prog.solver, step_ts=grid,
+                      save_ts=save_ts)
+    return ys, ok, finite_rows(ys)
+
+
+def _register() -> None:
+    from .program import _KINDS
+
+    _KINDS[GridProgram.kind] = GridProgram
+
+
+_register()
