@@ -1,0 +1,364 @@
+"""Running grids of experiment cells on Dask, with resume and fault tolerance.
+
+:func:`run_sweep` sends each pending cell ``protocol(**cell)`` to a Dask cluster as one
+task, collects the tidy records as tasks finish (``distributed.as_completed``) and appends
+them to the results store (:mod:`weightsynth.store`), one atomically written Parquet file
+per batch of finished cells. With no scheduler address it starts a ``LocalCluster``
+(:func:`local_cluster`): one spawned worker process per core, one thread each, XLA and
+BLAS pinned to one thread. Faults:
+
+* a cell that raises is caught on the worker and goes to the errors table; the sweep goes on;
+* a worker that dies has its cells rerun elsewhere by Dask (the scheduler's
+  ``allowed-failures`` retries); a cell that keeps killing workers is recorded as failed;
+* Ctrl-C writes the cells already finished, cancels the rest and re-raises; a rerun runs
+  only the cells that no complete results file holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+import traceback
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .store import (
+    BadFile,
+    CorruptFileWarning,
+    SweepStore,
+    finish_run,
+    load_errors,
+    load_results,
+    new_run,
+)
+from .sweep_config import (
+    Protocol,
+    cell_key,
+    check_parameters,
+    register_protocol,
+    resolve_protocol,
+    selftest,
+)
+
+__all__ = ["SweepError", "SweepSummary", "load_errors", "load_results", "local_cluster",
+           "register_protocol", "run_sweep", "selftest", "worker_env"]
+
+_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+class SweepError(ValueError):
+    """The sweep cannot start: bad cells, unreachable scheduler, unusable folder."""
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """What a run of :func:`run_sweep` did."""
+
+    out_dir: Path
+    protocol: str
+    total: int  # distinct cells asked for
+    skipped: int  # already in the store before this run
+    computed: int  # finished in this run
+    failed: int  # raised (or kept killing workers) in this run; see load_errors(out_dir)
+    seconds: float
+    bad_files: tuple[BadFile, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True when every cell is in the store."""
+        return self.failed == 0 and self.skipped + self.computed == self.total
+
+    def line(self) -> str:
+        """One-line human summary."""
+        text = (f"sweep {self.protocol!r}: {self.total} cells, {self.computed} computed, "
+                f"{self.skipped} already done, {self.failed} failed in {self.seconds:.1f} s")
+        if self.failed:
+            text += f" (errors in {str(self.out_dir / 'errors')!r})"
+        return text
+
+    def as_dict(self) -> dict:
+        return {"total": self.total, "skipped": self.skipped, "computed": self.computed,
+                "failed": self.failed, "seconds": round(self.seconds, 3),
+                "bad_files": [str(b) for b in self.bad_files]}
+
+
+def worker_env() -> dict[str, str]:
+    """Environment for worker processes: XLA, OpenMP and BLAS limited to one thread."""
+    xla = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in xla:
+        xla = f"{xla} {_XLA_FLAGS}".strip()
+    return {"XLA_FLAGS": xla, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1"}
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def local_cluster(workers: int | None = None):
+    """A ``LocalCluster`` of ``workers`` spawned processes (default: one per core).
+
+    Workers have one thread each and the :func:`worker_env` environment; they are spawned,
+    never forked, so no worker inherits an initialized JAX runtime.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    n = _cpu_count() if workers is None else int(workers)
+    if n < 1:
+        raise SweepError(f"workers must be >= 1, got {workers!r}")
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               env=worker_env(), dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        try:
+            yield cluster
+        finally:
+            cluster.close()
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, workers: int | None, timeout: float):
+    from distributed import Client
+
+    if scheduler is None:
+        with local_cluster(workers) as cluster, Client(cluster, set_as_default=False) as c:
+            yield c
+        return
+    if workers is not None:
+        raise SweepError("workers sets the size of the local cluster; with a scheduler "
+                         "address, start the workers on the cluster")
+    try:
+        client = Client(scheduler, timeout=timeout, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is reported the same
+        msg = " ".join(str(exc).split())[:200]
+        raise SweepError(f"cannot reach the Dask scheduler at {scheduler!r} within "
+                         f"{timeout:g} s: {msg}") from None
+    with client:
+        yield client
+
+
+def _driver_x64() -> bool | None:
+    """JAX's x64 flag in this process if JAX is imported (workers mirror it), else None."""
+    jax = sys.modules.get("jax")
+    return None if jax is None else bool(jax.config.jax_enable_x64)
+
+
+def _run_cell(spec, params: dict, x64: bool | None, version: str) -> dict:
+    """Run one cell on a worker; never raises for a failing protocol."""
+    from . import __version__
+
+    try:
+        if __version__ != version:
+            raise RuntimeError(f"worker runs weightsynth {__version__}, driver {version}")
+        if x64 is not None:
+            import jax
+
+            jax.config.update("jax_enable_x64", x64)
+        _, fn = resolve_protocol(spec)
+        records = fn(**params)
+        if hasattr(records, "to_dict"):  # a DataFrame
+            records = records.to_dict("records")
+        if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
+            raise TypeError(f"protocol returned {type(records).__name__}, expected a list "
+                            "of dicts (tidy records)")
+        return {"ok": True, "records": [dict(r) for r in records]}
+    except Exception as exc:  # noqa: BLE001 - a failing cell is data, not a crash
+        return {"ok": False, "error_type": type(exc).__name__, "message": str(exc),
+                "traceback": traceback.format_exc()}
+
+
+def _prepare(protocol, cells: Iterable[Mapping]) -> tuple[str, Protocol, dict[str, dict]]:
+    from . import __version__
+
+    name, fn = resolve_protocol(protocol)
+    keyed: dict[str, dict] = {}
+    for cell in cells:
+        if not isinstance(cell, Mapping):
+            raise SweepError(f"each cell must be a dict of parameters, got {cell!r}")
+        keyed.setdefault(cell_key(name, cell, __version__), dict(cell))
+    if not keyed:
+        raise SweepError("empty grid: no cells to run")
+    for keys in {frozenset(c) for c in keyed.values()}:
+        check_parameters(name, fn, keys)
+    return name, fn, keyed
+
+
+class _Batcher:
+    """Buffers finished cells and writes them as batch files."""
+
+    def __init__(self, store: SweepStore, protocol: str, batch_size: int, flush_s: float,
+                 done: set[str], on_batch: Callable | None):
+        self.store, self.protocol, self.done, self.on_batch = store, protocol, done, on_batch
+        self.batch_size, self.flush_s = batch_size, flush_s
+        self.ok_keys: list[str] = []
+        self.rows: list[dict] = []
+        self.err_keys: list[str] = []
+        self.errors: list[dict] = []
+        self.last = time.monotonic()
+        self.batches = 0
+
+    def add(self, key: str, params: dict, out: dict) -> bool:
+        """Buffer one finished cell; return True if it succeeded."""
+        if out["ok"]:
+            if key not in self.done and key not in self.ok_keys:
+                self.ok_keys.append(key)
+                scalars = {k: v for k, v in params.items()
+                           if v is None or isinstance(v, bool | int | float | str)}
+                self.rows.extend({**scalars, **r, "cell_key": key} for r in out["records"])
+            return True
+        from .sweep_config import canonical_json
+
+        self.err_keys.append(key)
+        self.errors.append({"cell_key": key, "protocol": self.protocol,
+                            "params": canonical_json(params), "error_type": out["error_type"],
+                            "message": out["message"], "traceback": out["traceback"],
+                            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())})
+        return False
+
+    def maybe_flush(self) -> None:
+        if (len(self.ok_keys) + len(self.err_keys) >= self.batch_size
+                or time.monotonic() - self.last >= self.flush_s):
+            self.flush()
+
+    def flush(self) -> None:
+        n = len(self.ok_keys) + len(self.err_keys)
+        if self.ok_keys:
+            self.store.write_batch("results", self.ok_keys, self.rows)
+            self.done.update(self.ok_keys)
+        if self.err_keys:
+            self.store.write_batch("errors", self.err_keys, self.errors)
+        self.ok_keys, self.rows, self.err_keys, self.errors = [], [], [], []
+        self.last = time.monotonic()
+        if n:
+            self.batches += 1
+            if self.on_batch is not None:
+                self.on_batch(self.batches, n)
+
+
+def _progress(enabled: bool, total: int):
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(),
+                    TextColumn("left"), TimeRemainingColumn(),
+                    console=Console(stderr=True), disable=not enabled)
+
+
+def _killed(exc: BaseException) -> dict:
+    return {"ok": False, "error_type": type(exc).__name__,
+            "message": " ".join(str(exc).split()) or type(exc).__name__,
+            "traceback": "".join(traceback.format_exception(exc))}
+
+
+def _execute(client, spec, pending: list[tuple[str, dict]], batcher: _Batcher, *,
+             x64, progress: bool) -> tuple[int, int]:
+    """Run ``pending`` cells, at most a window at a time; return (computed, failed)."""
+    from distributed import as_completed
+
+    from . import __version__
+
+    window = max(64, 4 * sum(client.nthreads().values()), 2 * batcher.batch_size)
+    queue = iter(pending)
+    meta: dict[str, tuple[str, dict]] = {}
+    ac = as_completed(loop=client.loop)
+
+    def submit_next() -> None:
+        for key, params in queue:
+            fut = client.submit(_run_cell, spec, params, x64, __version__,
+                                key=f"ws-cell-{key[:16]}-{uuid.uuid4().hex[:8]}", pure=False)
+            meta[fut.key] = (key, params)
+            ac.add(fut)
+            return
+
+    for _ in range(min(window, len(pending))):
+        submit_next()
+    computed = failed = 0
+    with _progress(progress, len(pending)) as bar:
+        task = bar.add_task("sweep", total=len(pending), failed=0)
+        try:
+            for fut in ac:
+                key, params = meta.pop(fut.key)
+                try:
+                    out = fut.result()
+                except Exception as exc:  # noqa: BLE001 - KilledWorker and the like
+                    out = _killed(exc)
+                fut.release()
+                submit_next()
+                if batcher.add(key, params, out):
+                    computed += 1
+                else:
+                    failed += 1
+                bar.update(task, advance=1, failed=failed)
+                batcher.maybe_flush()
+        except BaseException:
+            client.cancel(list(ac.futures))
+            batcher.flush()
+            raise
+    batcher.flush()
+    return computed, failed
+
+
+def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str | os.PathLike,
+              *, scheduler: str | None = None, workers: int | None = None,
+              batch_size: int = 64, flush_seconds: float = 30.0, progress: bool = True,
+              config: dict | None = None, connect_timeout: float = 10.0,
+              on_batch: Callable[[int, int], None] | None = None) -> SweepSummary:
+    """Run ``protocol(**cell)`` for every cell on Dask; append the records under ``out_dir``.
+
+    ``protocol`` is a registered name, ``"module:function"`` or a function (shipped to the
+    workers by pickling). ``scheduler`` is a Dask scheduler address; None starts a local
+    cluster of ``workers`` processes (default: one per core). A batch file is written every
+    ``batch_size`` finished cells or ``flush_seconds``; ``on_batch(n_batches, n_cells)``
+    runs after each. Cells already in the store are skipped. Workers mirror this process's
+    JAX x64 flag. Raises :class:`SweepError` (a ValueError) if the sweep cannot start.
+    """
+    t_start = time.monotonic()
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SweepError(f"batch_size must be a positive integer, got {batch_size!r}")
+    try:
+        name, fn, keyed = _prepare(protocol, cells)
+    except SweepError:
+        raise
+    except ValueError as exc:
+        raise SweepError(str(exc)) from None
+    store = SweepStore(out_dir)
+    done, bad = store.done_keys()
+    manifest_bad = store.read_manifest()[1]
+    bad = bad + ([manifest_bad] if manifest_bad else [])
+    for b in bad:
+        warnings.warn(str(b), CorruptFileWarning, stacklevel=2)
+    pending = [(k, p) for k, p in keyed.items() if k not in done]
+    run = new_run(name, config if config is not None else {"protocol": name}, len(keyed))
+    store.record_run(run)
+    computed = failed = 0
+    if pending:
+        spec = protocol if isinstance(protocol, str) else fn
+        batcher = _Batcher(store, name, batch_size, flush_seconds, done, on_batch)
+        with _client(scheduler, workers, connect_timeout) as client:
+            run["cluster"] = {"scheduler": scheduler or "local",
+                              "threads": sum(client.nthreads().values())}
+            computed, failed = _execute(client, spec, pending, batcher, x64=_driver_x64(),
+                                        progress=progress)
+    summary = SweepSummary(Path(out_dir), name, len(keyed), len(keyed) - len(pending),
+                           computed, failed, time.monotonic() - t_start, tuple(bad))
+    store.record_run(finish_run(run, summary.as_dict()))
+    return summary
