@@ -62,6 +62,45 @@ def demo(
                f"rel.err={abs(res.J - res.J_star) / abs(res.J_star):.2e} bit accuracy={acc:.3f}")
 
 
+@app.command()
+def sweep(
+    config: str = typer.Argument(..., help="Sweep config (TOML): protocol, [grid], [fixed]."),
+    out: str = typer.Option(..., "--out", help="Results folder; rerun to resume."),
+    scheduler: str = typer.Option(None, help="Dask scheduler address, e.g. tcp://host:8786 "
+                                  "(default: a local cluster)."),
+    workers: int = typer.Option(None, min=1, help="Local cluster workers (default: cores)."),
+    connect_timeout: float = typer.Option(10.0, min=0.1, help="Seconds to reach --scheduler."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Run a grid of experiment cells on Dask; results go to OUT/results as Parquet.
+
+    Exit code 0 when every cell is done, 1 when some cells failed (see OUT/errors), 2 on
+    bad input. Interrupt with Ctrl-C and rerun the same command to finish the sweep.
+    """
+    import warnings
+
+    from .store import CorruptFileWarning
+    from .sweep import run_sweep
+    from .sweep_config import load_sweep_config
+
+    _enable_x64()
+    try:
+        cfg = load_sweep_config(config)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CorruptFileWarning)
+            summary = run_sweep(cfg.protocol, cfg.cells(), out, scheduler=scheduler,
+                                workers=workers, batch_size=cfg.batch_size or 64,
+                                progress=progress, config=cfg.as_dict(),
+                                connect_timeout=connect_timeout)
+    except ValueError as exc:
+        fail(" ".join(str(exc).split()))
+    for bad in summary.bad_files:
+        typer.echo(f"warning: {bad}", err=True)
+    typer.echo(summary.line())
+    if not summary.ok:
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
