@@ -18,7 +18,8 @@ from .problem import (
     terminal_squared_error,
 )
 from .program import ConstantProgram, Program, WeightProgram, load_program
-from .rules import outer_product_rule
+from .retrieval import dense_memory_recall, discrete_recall, is_stable
+from .rules import outer_product_rule, projection_rule, storkey_rule
 from .solvers import SolverConfig
 from .synthesis import synthesize
 
@@ -51,6 +52,11 @@ __all__ = [
     "load_program",
     "optimal_cost",
     "outer_product_rule",
+    "projection_rule",
+    "storkey_rule",
+    "discrete_recall",
+    "dense_memory_recall",
+    "is_stable",
     "performance_index",
     "register_activation",
     "synthesize",
