@@ -1,0 +1,159 @@
+r"""Study parameters: a frozen :class:`StudyConfig`, its quick variant, and TOML loading.
+
+Defaults follow the paper's Section 3 setting as reconstructed in method.md sections 6 and 8:
+autoassociation of random bipolar exemplars, n = 100 neurons, 5 noisy training samples per
+exemplar with 15% flipped bits at amplitude a = 0.5 (inside tanh's range), beta = 1/n = 0.01,
+t in [0, 6]. With these, the optimal program reproduces method.md section 6's measurement
+(bit accuracy 0.84 -> 0.92 at t = 0.5 -> 0.65 at t = 6 at load 0.14).
+
+The *load* is exemplars per neuron, K / n (Hopfield's alpha); the training set holds
+L = K * samples_per_exemplar pairs (phi_r, theta_r) with theta_r the exemplar.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+METHOD_NAMES: tuple[str, ...] = (
+    "optimal", "outer_continuous", "outer_discrete", "projection", "storkey", "dense",
+)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Every parameter of the study (see docs/experiments.md for each one's meaning)."""
+
+    n: tuple[int, ...] = (100,)
+    loads: tuple[float, ...] = (0.05, 0.1, 0.14, 0.2)
+    noise: tuple[float, ...] = (0.05, 0.15, 0.25)
+    beta: tuple[float, ...] = (0.01,)
+    t1: tuple[float, ...] = (6.0,)
+    seeds: int = 20
+    seed: int = 0
+    methods: tuple[str, ...] = METHOD_NAMES
+    samples_per_exemplar: int = 5
+    test_samples_per_exemplar: int = 5
+    amplitude: float = 0.5
+    n_times: int = 25
+    claim_times: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 6.0)
+    curve_load: float = 0.14
+    curve_noise: float = 0.15
+    digits_noise: tuple[float, ...] = (0.1, 0.2, 0.3)
+    quick: bool = field(default=False, compare=False)
+
+    def __post_init__(self):
+        _validate(self)
+
+
+#: The quick variant: small n, few seeds, two loads; `reproduce --quick` in ~1-2 minutes.
+QUICK_OVERRIDES: dict = dict(
+    n=(40,), loads=(0.05, 0.15), noise=(0.15,), beta=(0.025,), seeds=4, n_times=13,
+    claim_times=(0.5, 2.0, 6.0), curve_load=0.15, digits_noise=(0.25,), quick=True,
+)
+
+
+def default_config(quick: bool = False) -> StudyConfig:
+    """The embedded defaults (full study, or the quick variant)."""
+    base = StudyConfig()
+    return replace(base, **QUICK_OVERRIDES) if quick else base
+
+
+_TUPLE_INT = {"n"}
+_TUPLE_FLOAT = {"loads", "noise", "beta", "t1", "claim_times", "digits_noise"}
+_INT = {"seeds", "seed", "samples_per_exemplar", "test_samples_per_exemplar", "n_times"}
+_FLOAT = {"amplitude", "curve_load", "curve_noise"}
+
+
+def _check_list(name, values, kind, lo=None, hi=None, lo_open=False):
+    if len(values) == 0:
+        raise ValueError(f"{name} must not be empty")
+    for v in values:
+        _check_scalar(name, v, kind, lo, hi, lo_open)
+
+
+def _check_scalar(name, v, kind, lo=None, hi=None, lo_open=False):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{name} must be a number, got {v!r}")
+    if kind is int and not float(v).is_integer():
+        raise ValueError(f"{name} must be an integer, got {v!r}")
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    if lo is not None and (v <= lo if lo_open else v < lo):
+        raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo}, got {v!r}")
+    if hi is not None and v > hi:
+        raise ValueError(f"{name} must be <= {hi}, got {v!r}")
+
+
+def _validate(c: StudyConfig) -> None:
+    _check_list("n", c.n, int, lo=4)
+    _check_list("loads", c.loads, float, lo=0.0, lo_open=True)
+    _check_list("noise", c.noise, float, lo=0.0, hi=0.5)
+    _check_list("digits_noise", c.digits_noise, float, lo=0.0, hi=0.5)
+    _check_list("beta", c.beta, float, lo=0.0, lo_open=True)
+    _check_list("t1", c.t1, float, lo=0.0, lo_open=True)
+    _check_list("claim_times", c.claim_times, float, lo=0.0)
+    for name in ("seeds", "samples_per_exemplar", "test_samples_per_exemplar"):
+        _check_scalar(name, getattr(c, name), int, lo=1)
+    _check_scalar("seed", c.seed, int, lo=0)
+    _check_scalar("n_times", c.n_times, int, lo=2)
+    _check_scalar("amplitude", c.amplitude, float, lo=0.0, lo_open=True)
+    if c.amplitude >= 1.0:
+        raise ValueError(f"amplitude must be < 1 (inside tanh's range), got {c.amplitude!r}")
+    _check_scalar("curve_load", c.curve_load, float, lo=0.0, lo_open=True)
+    _check_scalar("curve_noise", c.curve_noise, float, lo=0.0, hi=0.5)
+    if not c.methods:
+        raise ValueError("methods must not be empty")
+    for m in c.methods:
+        if m not in METHOD_NAMES:
+            raise ValueError(f"unknown method {m!r}; known: {', '.join(METHOD_NAMES)}")
+    if max(c.claim_times) > min(c.t1):
+        raise ValueError(f"claim_times must be <= t1 = {min(c.t1)}, got {max(c.claim_times)}")
+
+
+def _coerce(name: str, value):
+    if name in _TUPLE_INT | _TUPLE_FLOAT | {"methods"}:
+        seq = value if isinstance(value, (list, tuple)) else [value]
+        if name == "methods":
+            if not all(isinstance(v, str) for v in seq):
+                raise ValueError(f"methods must be names (strings), got {value!r}")
+            return tuple(seq)
+        for v in seq:
+            _check_scalar(name, v, int if name in _TUPLE_INT else float)
+        return tuple(int(v) if name in _TUPLE_INT else float(v) for v in seq)
+    if name in _INT:
+        _check_scalar(name, value, int)
+        return int(value)
+    if name in _FLOAT:
+        _check_scalar(name, value, float)
+        return float(value)
+    raise ValueError(f"unknown config key {name!r}")  # pragma: no cover - caught earlier
+
+
+def with_overrides(config: StudyConfig, overrides: dict) -> StudyConfig:
+    """A copy of ``config`` with ``overrides`` applied (values coerced and validated)."""
+    known = {f.name for f in fields(StudyConfig)} - {"quick"}
+    clean = {}
+    for key, value in overrides.items():
+        if key not in known:
+            raise ValueError(f"unknown config key {key!r}; known: {', '.join(sorted(known))}")
+        clean[key] = _coerce(key, value)
+    return replace(config, **clean)
+
+
+def load_config(path, quick: bool = False) -> StudyConfig:
+    """Read a TOML file of overrides (top level, or under a ``[study]`` table)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"config file {str(path)!r} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    if set(data) == {"study"} and isinstance(data["study"], dict):
+        data = data["study"]
+    return with_overrides(default_config(quick), data)
