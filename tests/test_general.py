@@ -111,3 +111,64 @@ def test_result_program_saves_and_recalls(paper, tmp_path):
 
     ref = si.solve_ivp(rhs, (0, T1), np.arctanh(x[0]), rtol=1e-11, atol=1e-12).y[:, -1]
     np.testing.assert_allclose(back.recall(x)[0], np.tanh(ref), atol=1e-7)
+
+
+def _lq_reference(X, Theta, q, beta, t1, ts):
+    """Riccati solution of the LQ problem in the augmented state x = [vec(Z); 1] (scipy).
+
+    z_r' = -z_r + W x_r is x' = A x + B u with u = vec(W) (row-major), and the cost
+    sum_r ||z_r(t1) - theta_r||^2 + int (q/2)||Z||^2 + (1/(2 beta))||u||^2 dt is
+    (1/2) x(t1)^T S x(t1) + int (1/2) x^T Q x + (1/2) u^T R u dt with R = I/beta.
+    -P' = A^T P + P A - beta P B B^T P + Q, P(t1) = S; J* = (1/2) x0^T P(t0) x0;
+    u*(t) = -beta B^T P(t) x(t).
+    """
+    L, n = X.shape
+    N = L * n + 1
+    A = np.zeros((N, N))
+    A[:-1, :-1] = -np.eye(L * n)
+    B = np.zeros((N, n * n))
+    for r in range(L):
+        for i in range(n):
+            B[r * n + i, i * n:(i + 1) * n] = X[r]
+    Q = np.zeros((N, N))
+    Q[:-1, :-1] = q * np.eye(L * n)
+    S = np.zeros((N, N))
+    S[:-1, :-1] = 2 * np.eye(L * n)
+    S[:-1, -1] = S[-1, :-1] = -2 * Theta.ravel()
+    S[-1, -1] = 2 * np.sum(Theta**2)
+
+    def riccati(t, p):
+        P = p.reshape(N, N)
+        return -(A.T @ P + P @ A - beta * P @ B @ B.T @ P + Q).ravel()
+
+    ric = si.solve_ivp(riccati, (t1, 0.0), S.ravel(), rtol=1e-12, atol=1e-12,
+                       dense_output=True)
+    x0 = np.append(X.ravel(), 1.0)  # z_r(t0) = g^{-1}(x_r) = x_r for linear g
+
+    def closed(t, x):
+        return (A - beta * B @ B.T @ ric.sol(t).reshape(N, N)) @ x
+
+    fwd = si.solve_ivp(closed, (0.0, t1), x0, rtol=1e-12, atol=1e-12, dense_output=True)
+    J = 0.5 * x0 @ ric.sol(0.0).reshape(N, N) @ x0
+    W = [(-beta * B.T @ ric.sol(t).reshape(N, N) @ fwd.sol(t)).reshape(n, n) for t in ts]
+    return J, np.array(W)
+
+
+@pytest.mark.parametrize("method", ["sweep", "direct"])
+def test_linear_quadratic_case_matches_scipy_riccati(method):
+    """Linear g, f = -z + W x_r (W acts on the clamped inputs), quadratic costs: LQ."""
+    rng = np.random.default_rng(11)
+    X = rng.uniform(-1, 1, (2, 3))
+    Theta = rng.uniform(-1, 1, (2, 3))
+    q, beta, t1 = 0.7, 2.0, 1.0
+    index = custom_index(
+        terminal=lambda Z1, Th: np.float64(1.0) * ((Z1 - Th) ** 2).sum(),
+        running=lambda Z, W, t, Th: 0.5 * q * (Z**2).sum(), name="lq")
+    problem = Problem(X, Theta, index, beta=beta, t1=t1, activation="linear",
+                      dynamics="driven", signal=X)
+    J_ref, W_ref = _lq_reference(X, Theta, q, beta, t1, TS)
+    solve = ws.sweep_synthesize if method == "sweep" else ws.direct_synthesize
+    res = solve(problem, nodes=NODES)
+    assert res.converged, res.reason
+    assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
+    assert np.max(np.abs(res.program.weights(TS) - W_ref)) <= 1e-4
