@@ -48,10 +48,11 @@ class StudyConfig:
         _validate(self)
 
 
-#: The quick variant: small n, few seeds, two loads; `reproduce --quick` in ~1-2 minutes.
+#: The quick variant: n = 64 (the digits' size, so compiled solvers are shared), few seeds,
+#: two loads, beta = 1/n; `reproduce --quick` in ~1-2 minutes.
 QUICK_OVERRIDES: dict = dict(
-    n=(40,), loads=(0.05, 0.15), noise=(0.15,), beta=(0.025,), seeds=4, n_times=13,
-    claim_times=(0.5, 2.0, 6.0), curve_load=0.15, digits_noise=(0.25,), quick=True,
+    n=(64,), loads=(0.05, 0.15), noise=(0.15,), beta=(1 / 64,), seeds=5,
+    claim_times=(0.25, 0.5, 2.0, 6.0), curve_load=0.15, digits_noise=(0.25,), quick=True,
 )
 
 

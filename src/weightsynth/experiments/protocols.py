@@ -26,7 +26,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..index import evaluate_index
-from ..synthesis import synthesize
 from .config import METHOD_NAMES
 from .data import Samples, cell_rng, digits_exemplars, n_exemplars, noisy_samples, random_exemplars
 from .methods import CONTINUOUS, Task, hopfield_matrix, run_method, training_pairs
@@ -105,7 +104,7 @@ def autoassoc_cell(*, n: int, load: float, noise: float, beta: float, t1: float,
                 noise=float(noise), beta=float(beta), t1=float(t1), seed=int(seed))
     return _evaluate(task, {"train": train, "test": test}, time_grid(t1, n_times, claim_times),
                      methods, base, index,
-                     batch=pK * (samples_per_exemplar + test_samples_per_exemplar))
+                     batch=_batch(pK, samples_per_exemplar, test_samples_per_exemplar))
 
 
 def digits_cell(*, noise: float, beta: float, t1: float, seed: int, base_seed: int = 0,
@@ -130,7 +129,13 @@ def digits_cell(*, noise: float, beta: float, t1: float, seed: int, base_seed: i
 
 
 def _digits_batch(spe: int, tspe: int) -> int:
-    return 10 * (spe + 2 * tspe)
+    return _batch(10, spe, tspe)
+
+
+def _batch(K: int, spe: int, tspe: int) -> int:
+    """Rows of the padded query batch: room for a train and two test splits of K classes,
+    so autoassociation at n = 64 and the digits share one compiled solver."""
+    return K * (spe + 2 * tspe)
 
 
 def weights_cell(*, n: int, load: float, noise: float, beta: float, t1: float, seed: int,
@@ -152,7 +157,7 @@ def weights_cell(*, n: int, load: float, noise: float, beta: float, t1: float, s
                 pad_L=pK * samples_per_exemplar)
     ts = time_grid(t1, n_times, claim_times)
     rec = run_method("optimal", task, train.inputs, ts,
-                     batch=pK * (samples_per_exemplar + test_samples_per_exemplar))
+                     batch=_batch(pK, samples_per_exemplar, test_samples_per_exemplar))
     Ws = rec.program.weights(ts)
     WH = hopfield_matrix(task)
     Z = rec.states
@@ -174,20 +179,26 @@ def weights_cell(*, n: int, load: float, noise: float, beta: float, t1: float, s
 
 def weight_snapshots(*, n: int, load: float, noise: float, beta: float, t1: float,
                      seed: int = 0, base_seed: int = 0, samples_per_exemplar: int = 5,
-                     amplitude: float = 0.5, times=None) -> dict:
+                     amplitude: float = 0.5, times=None, pad_K: int | None = None,
+                     test_samples_per_exemplar: int = 5) -> dict:
     """W*(t) at a few times and W_H, for the heatmap figure (same data as ``weights_cell``)."""
     rng = cell_rng("autoassoc", n, float(load), float(noise), seed, base_seed=base_seed)
-    ex = random_exemplars(n_exemplars(load, n), n, rng)
+    K = n_exemplars(load, n)
+    ex = random_exemplars(K, n, rng)
     train = noisy_samples(ex, samples_per_exemplar, noise, amplitude, rng)
-    task = Task(ex, train.inputs, train.targets, float(beta), float(t1))
-    prog = synthesize(train.inputs, train.targets, beta=float(beta), t1=float(t1))
+    pK = max(K, pad_K or 0)
+    task = Task(ex, train.inputs, train.targets, float(beta), float(t1),
+                pad_L=pK * samples_per_exemplar)
     times = np.asarray(times if times is not None else np.linspace(0, t1, 4), float)
-    return {"times": times, "W": prog.weights(times), "W_H": hopfield_matrix(task)}
+    rec = run_method("optimal", task, train.inputs, times,
+                     batch=_batch(pK, samples_per_exemplar, test_samples_per_exemplar))
+    return {"times": times, "W": rec.program.weights(times), "W_H": hopfield_matrix(task)}
 
 
 def digits_examples(*, noise: float, beta: float, t1: float, seed: int = 0,
                     base_seed: int = 0, methods=METHOD_NAMES, samples_per_exemplar: int = 5,
-                    amplitude: float = 0.5, times=(0.5,)) -> dict:
+                    test_samples_per_exemplar: int = 5, amplitude: float = 0.5,
+                    times=(0.5,)) -> dict:
     """Images for the digits figure: exemplars, one fresh corrupted input per class, and
     each method's recall (continuous methods at each of ``times`` and at t1)."""
     rng = cell_rng("digits-examples", float(noise), seed, base_seed=base_seed)
@@ -198,8 +209,8 @@ def digits_examples(*, noise: float, beta: float, t1: float, seed: int = 0,
     ts = np.unique(np.r_[[t for t in times if 0 < t < t1], t1])
     panels = {"exemplar": ex, "input": np.sign(query.inputs)}
     for m in methods:
-        rec = run_method(m, task, query.inputs, ts, batch=_digits_batch(samples_per_exemplar,
-                                                                          samples_per_exemplar))
+        batch = _digits_batch(samples_per_exemplar, test_samples_per_exemplar)
+        rec = run_method(m, task, query.inputs, ts, batch=batch)
         if m in CONTINUOUS:
             for t, Z in zip(rec.times, rec.states, strict=True):
                 panels[f"{m} t={t:g}"] = np.where(Z >= 0, 1.0, -1.0)

@@ -1,0 +1,183 @@
+"""Figures of the study (matplotlib, Agg backend), each returned as PNG and SVG bytes.
+
+Every function takes the tidy results table (and, for the image figures, arrays from
+:mod:`weightsynth.experiments.protocols`) and returns a matplotlib Figure; :func:`render`
+turns a Figure into ``{"png": bytes, "svg": bytes}``. Nothing here computes results.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .experiments.stats import summarize  # noqa: E402
+
+COLORS = {"optimal": "C0", "outer_continuous": "C1", "outer_discrete": "C2",
+          "projection": "C3", "storkey": "C4", "dense": "C5", "input": "0.4"}
+LABELS = {"optimal": "optimal program W*(t)", "outer_continuous": "outer product, same N",
+          "outer_discrete": "outer product, discrete", "projection": "projection (discrete)",
+          "storkey": "Storkey (discrete)", "dense": "dense memory (softmax)",
+          "input": "corrupted input"}
+
+
+def render(fig) -> dict[str, bytes]:
+    """PNG (120 dpi) and SVG bytes of ``fig``; closes it."""
+    out = {}
+    for fmt in ("png", "svg"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=120, bbox_inches="tight",
+                    metadata={"Date": None} if fmt == "svg" else None)
+        out[fmt] = buf.getvalue()
+    plt.close(fig)
+    return out
+
+
+def _curve(ax, df, method, value="bit_accuracy", label=None, **kw):
+    s = summarize(df[df.method == method], ["t"], value)
+    if s.empty:
+        return
+    c = COLORS.get(method)
+    ax.plot(s.t, s["mean"], color=c, label=label or LABELS.get(method, method), **kw)
+    ax.fill_between(s.t, s.lo, s.hi, color=c, alpha=0.2, lw=0)
+
+
+def _static_lines(ax, df, methods, value="bit_accuracy"):
+    for m in methods:
+        v = df[(df.method == m)][value].mean()
+        if np.isfinite(v):
+            ax.axhline(v, color=COLORS.get(m), ls="--" if m != "input" else ":", lw=1,
+                       label=LABELS.get(m, m))
+
+
+def _pick(df: pd.DataFrame, **eq) -> pd.DataFrame:
+    for k, v in eq.items():
+        df = df[np.isclose(df[k], v)] if isinstance(v, float) else df[df[k] == v]
+    return df
+
+
+STATIC = ("input", "outer_discrete", "projection", "storkey", "dense")
+
+
+def main_figure(df: pd.DataFrame, load: float, noise: float):
+    """Learning curve at one setting: bit accuracy and z.theta/n versus t (train split)."""
+    d = _pick(df, protocol="autoassoc", split="train", load=load, noise=noise)
+    d = d[(d.n == d.n.min()) & (d.beta == d.beta.min())]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for m in ("optimal", "outer_continuous"):
+        _curve(a1, d, m)
+        _curve(a2, d, m, "z_theta")
+    _static_lines(a1, d, ("input", "outer_discrete"))
+    n, beta = (int(d.n.iloc[0]), float(d.beta.iloc[0])) if len(d) else (0, 0.0)
+    a1.set(xlabel="t", ylabel="bit accuracy of sign(z)",
+           title=f"training samples: n={n}, load K/n={load:g}, noise={noise:g}, beta={beta:g}")
+    a2.set(xlabel="t", ylabel="z . theta / n (what J rewards)", title="activation correlation")
+    a1.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(df: pd.DataFrame, noise: float):
+    """Bit accuracy versus t for every load (columns), train and test split (rows)."""
+    d = _pick(df, protocol="autoassoc", noise=noise)
+    d = d[(d.n == d.n.min()) & (d.beta == d.beta.min())]
+    loads = sorted(d.load.unique())
+    fig, axes = plt.subplots(2, len(loads), figsize=(3.2 * len(loads), 6), squeeze=False,
+                             sharey=True)
+    for j, ld in enumerate(loads):
+        for i, split in enumerate(("train", "test")):
+            ax, s = axes[i, j], _pick(d, load=float(ld), split=split)
+            for m in ("optimal", "outer_continuous"):
+                _curve(ax, s, m)
+            _static_lines(ax, s, STATIC)
+            ax.set_title(f"{split}, load {ld:g}", fontsize=9)
+            ax.set_xlabel("t")
+    axes[0, 0].set_ylabel("bit accuracy")
+    axes[1, 0].set_ylabel("bit accuracy")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def versus(df: pd.DataFrame, x: str, fixed: dict, times):
+    """Bit accuracy versus ``x`` (load or noise), optimal at several t, train and test."""
+    d = _pick(df, protocol="autoassoc", **fixed)
+    d = d[(d.n == d.n.min()) & (d.beta == d.beta.min())]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    cmap = plt.get_cmap("Blues")
+    for ax, split in zip(axes, ("train", "test"), strict=True):
+        s = d[d.split == split]
+        for k, t in enumerate(times):
+            r = summarize(s[(s.method == "optimal") & np.isclose(s.t, t)], [x], "bit_accuracy")
+            ax.errorbar(r[x], r["mean"], yerr=[r["mean"] - r.lo, r.hi - r["mean"]],
+                        color=cmap(0.4 + 0.6 * k / max(1, len(times) - 1)), marker="o",
+                        ms=3, label=f"optimal, t={t:g}")
+        t1 = s.t.max()
+        for m in ("outer_continuous",):
+            r = summarize(s[(s.method == m) & np.isclose(s.t, t1)], [x], "bit_accuracy")
+            ax.errorbar(r[x], r["mean"], yerr=[r["mean"] - r.lo, r.hi - r["mean"]],
+                        color=COLORS[m], marker="s", ms=3, label=f"{LABELS[m]}, t={t1:g}")
+        for m in STATIC:
+            r = summarize(s[s.method == m], [x], "bit_accuracy")
+            ax.plot(r[x], r["mean"], color=COLORS[m], ls="--", marker=".", label=LABELS[m])
+        ax.set(xlabel=x, title=f"{split} samples, " + ", ".join(
+            f"{k}={v:g}" for k, v in fixed.items()))
+    axes[0].set_ylabel("bit accuracy")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def digits_figure(df: pd.DataFrame, panels: dict):
+    """Digit images (rows: exemplar, corrupted input, recalls) and accuracy versus t."""
+    names = list(panels)
+    fig = plt.figure(figsize=(11, 0.9 * len(names) + 3))
+    grid = fig.add_gridspec(len(names) + 3, 10, hspace=0.3)
+    for i, name in enumerate(names):
+        for k in range(10):
+            ax = fig.add_subplot(grid[i, k])
+            ax.imshow(panels[name][k].reshape(8, 8), cmap="gray_r", vmin=-1, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k == 0:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    ax = fig.add_subplot(grid[len(names):, :])
+    d = df[(df.protocol == "digits") & (df.split == "test")]
+    d = d[d.noise == d.noise.max()]
+    for m in ("optimal", "outer_continuous"):
+        _curve(ax, d, m)
+    _static_lines(ax, d, STATIC)
+    ax.set(xlabel="t", ylabel="bit accuracy",
+           title=f"digits, fresh corrupted samples, noise {d.noise.max():g}")
+    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    return fig
+
+
+def weights_figure(df: pd.DataFrame, snap: dict):
+    """Heatmaps of W*(t) at a few t and of W_H; ||W*(t) - W_H|| / ||W_H|| versus t."""
+    k = len(snap["times"])
+    fig = plt.figure(figsize=(2.6 * (k + 1), 6.5))
+    grid = fig.add_gridspec(2, k + 1, height_ratios=[1, 1.1])
+    mats = [*snap["W"], snap["W_H"]]
+    titles = [f"W*(t={t:g})" for t in snap["times"]] + ["W_H = beta Theta^T Theta"]
+    vmax = float(np.max(np.abs(snap["W_H"])))
+    for j, (M, title) in enumerate(zip(mats, titles, strict=True)):
+        ax = fig.add_subplot(grid[0, j])
+        ax.imshow(M, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax = fig.add_subplot(grid[1, :])
+    w = df[df.protocol == "weights"]
+    for (ld, nz), g in w.groupby(["load", "noise"]):
+        s = summarize(g, ["t"], "w_hopfield_rel")
+        ax.plot(s.t, s["mean"], ls="-" if nz == 0 else "--", label=f"load {ld:g}, noise {nz:g}")
+    ax.set(xlabel="t", ylabel="||W*(t) - W_H||_F / ||W_H||_F", yscale="log")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig

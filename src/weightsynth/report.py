@@ -1,0 +1,111 @@
+"""The study's self-contained HTML report: claims table, figures embedded, parameters.
+
+The page has no external references (no scripts, stylesheets, fonts or images fetched):
+figures are embedded as base64 PNG data URIs, so it opens from disk with no server.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import asdict
+
+import pandas as pd
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
+td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
+th{background:#f2f2f2}
+.held{background:#d9f2d9}.not-held{background:#f8d7d7}.some{background:#fff3cd}
+.unmeasured{background:#eee}
+figure{margin:1.5em 0}figcaption{font-size:0.9em;color:#444}
+img{max-width:100%}code{background:#f4f4f4;padding:0 3px}
+"""
+
+_STATUS_CLASS = {"held": "held", "not held": "not-held",
+                 "held only for some parameters": "some", "not measured": "unmeasured"}
+
+FIGURE_CAPTIONS = {
+    "learning_curve": "Main figure. Learning curve over the training samples: bit accuracy of "
+                      "sign(z) and the activation correlation z.theta/n that the index J "
+                      "rewards, for the optimal program and the outer-product rule in the "
+                      "same dynamics N (mean and 95% interval over seeds).",
+    "learning_curves_all": "(a, c) Learning curves at every load: training samples (top) "
+                           "and fresh corrupted samples (bottom).",
+    "versus_load": "(b) Bit accuracy versus load K/n.",
+    "versus_noise": "(b) Bit accuracy versus corruption level.",
+    "digits": "(d) The 8x8 digits: exemplars, a fresh corrupted digit per class and each "
+              "method's recall; accuracy versus t.",
+    "weights": "(e) The weight program: W*(t) heatmaps, the Hopfield matrix W_H, and their "
+               "relative distance over t.",
+}
+
+
+def _esc(x) -> str:
+    return html.escape(str(x))
+
+
+def claims_html(table: pd.DataFrame) -> str:
+    """The claims table as an HTML table, each row coloured by its status."""
+    rows = ["<table><tr><th>#</th><th>Claim</th><th>Status</th><th>Numbers</th>"
+            "<th>Parameters</th></tr>"]
+    for i, r in enumerate(table.itertuples(index=False), start=1):
+        cls = _STATUS_CLASS.get(r.status, "")
+        rows.append(f"<tr class='{cls}'><td>{i}</td><td>{_esc(r.claim)}</td>"
+                    f"<td><b>{_esc(r.status)}</b></td><td>{_esc(r.evidence)}</td>"
+                    f"<td>{_esc(r.parameters)}</td></tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _figure(name: str, png: bytes) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    cap = FIGURE_CAPTIONS.get(name, name)
+    return (f"<figure id='{_esc(name)}'><img alt='{_esc(name)}' "
+            f"src='data:image/png;base64,{data}'><figcaption>{_esc(cap)} "
+            f"(<code>{_esc(name)}.png</code>, <code>{_esc(name)}.svg</code>)</figcaption>"
+            "</figure>")
+
+
+def _detail(title: str, df: pd.DataFrame) -> str:
+    if df is None or df.empty:
+        return ""
+    body = df.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+    return f"<details><summary>{_esc(title)}</summary>{body}</details>"
+
+
+def build_report(config, claims: pd.DataFrame, details: dict, figures: dict,
+                 meta: dict) -> str:
+    """The full HTML page as a string."""
+    params = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>"
+                     for k, v in asdict(config).items())
+    info = "".join(f"<li>{_esc(k)}: {_esc(v)}</li>" for k, v in meta.items())
+    figs = "\n".join(_figure(name, f["png"]) for name, f in figures.items())
+    quick = ("<p><b>Quick mode</b>: small n and few seeds; the statuses below are "
+             "indicative, not decisive.</p>" if config.quick else "")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>weightsynth study report</title><style>{_CSS}</style></head><body>
+<h1>Optimal weight programs versus the outer-product rule</h1>
+<p>Reproduction of Farotimi, Dembo &amp; Kailath (NIPS 1989), Section 3: autoassociation
+with the optimal weight program W*(t) = beta sum_r theta_r g(z_r(t))^T, compared with
+Hopfield's outer-product rule and other baselines, over the training samples and on fresh
+samples. Bit accuracy is that of sign(z); intervals are 95% Student-t intervals over
+seeds, differences paired by seed.</p>
+{quick}
+<h2>The paper's claims</h2>
+{claims_html(claims)}
+{_detail("Claim 2 per setting: min over t of ||W*(t)-W_H||/||W_H||", details.get("hopfield"))}
+{_detail("Claim 3 per setting (training samples): optimal - outer product",
+         details.get("train"))}
+{_detail("Claim 4 per setting (fresh samples): optimal - outer product",
+         details.get("test"))}
+<h2>Figures</h2>
+{figs}
+<h2>Parameters</h2>
+<table><tr><th>parameter</th><th>value</th></tr>{params}</table>
+<h2>Run</h2><ul>{info}</ul>
+</body></html>
+"""
