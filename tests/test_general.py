@@ -172,3 +172,18 @@ def test_linear_quadratic_case_matches_scipy_riccati(method):
     assert res.converged, res.reason
     assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
     assert np.max(np.abs(res.program.weights(TS) - W_ref)) <= 1e-4
+
+
+def test_general_study_cell_rows():
+    from weightsynth.experiments import PROTOCOLS
+
+    rows = PROTOCOLS["general"](n=8, load=0.25, noise=0.1, beta=BETA, t1=T1, seed=0,
+                                indices=("correlation",), n_times=3, nodes=11, max_iter=3,
+                                samples_per_exemplar=2, test_samples_per_exemplar=2)
+    assert len(rows) == 2 * 3
+    keys = {"method", "n", "L", "noise", "beta", "t1", "seed", "t", "bit_accuracy",
+            "overlap", "exact_recall"}
+    assert all(keys <= set(r) for r in rows)
+    assert {r["split"] for r in rows} == {"train", "test"}
+    assert all(0.0 <= r["bit_accuracy"] <= 1.0 for r in rows)
+    assert np.isfinite(rows[2]["J"])
