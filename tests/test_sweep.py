@@ -207,6 +207,20 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, text, extra, match):
     assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0]
 
 
+def _die(x):
+    os._exit(1)
+
+
+@pytest.mark.slow
+def test_cell_that_keeps_killing_workers_is_recorded_as_failed(cluster, tmp_path):
+    cells = [{"x": 0}, {"x": 1}]
+    s = run_sweep("tests.test_sweep:_die", cells, tmp_path, scheduler=cluster.address,
+                  progress=False)
+    assert (s.computed, s.failed) == (0, 2)
+    assert set(load_errors(tmp_path).error_type) == {"KilledWorker"}
+    # (the cluster may be left with fewer workers: keep this the last test that uses it)
+
+
 @pytest.mark.slow
 def test_cli_default_local_cluster(tmp_path):
     cfg = _write(tmp_path, 'protocol = "selftest"\n[grid]\nx = [1, 2, 3, 4]\n')

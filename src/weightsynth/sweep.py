@@ -263,6 +263,15 @@ def _progress(enabled: bool, total: int):
                     console=Console(stderr=True), disable=not enabled)
 
 
+def _outcome(fut, res) -> dict:
+    """The cell's output dict, or a failure record for a task Dask gave up on."""
+    if fut.status == "error" and isinstance(res, tuple):  # (type, exc, tb): e.g. KilledWorker
+        return _killed(res[1])
+    if isinstance(res, BaseException):
+        return _killed(res)
+    return res
+
+
 def _killed(exc: BaseException) -> dict:
     return {"ok": False, "error_type": type(exc).__name__,
             "message": " ".join(str(exc).split()) or type(exc).__name__,
@@ -279,7 +288,7 @@ def _execute(client, spec, pending: list[tuple[str, dict]], batcher: _Batcher, *
     window = max(64, 4 * sum(client.nthreads().values()), 2 * batcher.batch_size)
     queue = iter(pending)
     meta: dict[str, tuple[str, dict]] = {}
-    ac = as_completed(loop=client.loop)
+    ac = as_completed(loop=client.loop, with_results=True, raise_errors=False)
 
     def submit_next() -> None:
         for key, params in queue:
@@ -295,20 +304,18 @@ def _execute(client, spec, pending: list[tuple[str, dict]], batcher: _Batcher, *
     with _progress(progress, len(pending)) as bar:
         task = bar.add_task("sweep", total=len(pending), failed=0)
         try:
-            for fut in ac:
-                key, params = meta.pop(fut.key)
-                try:
-                    out = fut.result()
-                except Exception as exc:  # noqa: BLE001 - KilledWorker and the like
-                    out = _killed(exc)
-                fut.release()
-                submit_next()
-                if batcher.add(key, params, out):
-                    computed += 1
-                else:
-                    failed += 1
-                bar.update(task, advance=1, failed=failed)
-                batcher.maybe_flush()
+            for finished in ac.batches():
+                for fut, res in finished:
+                    key, params = meta.pop(fut.key)
+                    out = _outcome(fut, res)
+                    fut.release()
+                    submit_next()
+                    if batcher.add(key, params, out):
+                        computed += 1
+                    else:
+                        failed += 1
+                    bar.update(task, advance=1, failed=failed)
+                    batcher.maybe_flush()
         except BaseException:
             client.cancel(list(ac.futures))
             batcher.flush()

@@ -45,11 +45,12 @@ _SECTIONS = {"protocol", "grid", "fixed", "sweep"}
 _SWEEP_KEYS = {"batch_size"}
 
 
-def selftest(x: float, seconds: float = 0.0, fail: bool = False, rows: int = 1,
-             log_dir: str | None = None, exit_once: str | None = None) -> list[dict]:
+def selftest(x: float, seconds: float = 0.0, sleep: float = 0.0, fail: bool = False,
+             rows: int = 1, log_dir: str | None = None,
+             exit_once: str | None = None) -> list[dict]:
     """A cheap protocol to test and benchmark the sweep engine (no JAX, no maths).
 
-    Burns ``seconds`` of this process's CPU time (a busy loop, not a sleep), then returns
+    Burns ``seconds`` of this process's CPU time (a busy loop), sleeps ``sleep`` s, returns
     ``rows`` records ``{"x", "i", "y" = x**2 + i, "cpu_s", "pid"}``. With ``fail`` it raises
     RuntimeError. With ``log_dir`` it first writes one file per call there (to count calls).
     With ``exit_once`` (a marker path) the first call to create the marker kills its own
@@ -65,6 +66,7 @@ def selftest(x: float, seconds: float = 0.0, fail: bool = False, rows: int = 1,
         else:
             os._exit(1)
     used = _spin(float(seconds))
+    time.sleep(float(sleep))
     if fail:
         raise RuntimeError(f"selftest cell x={x!r} failed on purpose")
     return [{"x": x, "i": i, "y": float(x) ** 2 + i, "cpu_s": used, "pid": os.getpid()}
