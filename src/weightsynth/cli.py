@@ -94,6 +94,10 @@ def sweep(
                                 connect_timeout=connect_timeout)
     except ValueError as exc:
         fail(" ".join(str(exc).split()))
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: finished cells are saved in {out!r}; rerun the same "
+                   "command to complete the sweep", err=True)
+        raise typer.Exit(code=130) from None
     for bad in summary.bad_files:
         typer.echo(f"warning: {bad}", err=True)
     typer.echo(summary.line())

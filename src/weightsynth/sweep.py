@@ -50,6 +50,9 @@ __all__ = ["SweepError", "SweepSummary", "load_errors", "load_results", "local_c
            "register_protocol", "run_sweep", "selftest", "worker_env"]
 
 _XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+# Worker preload (module text, run at worker start): Ctrl-C in a terminal signals the whole
+# process group; local workers leave it to the driver, which cancels and closes them.
+_IGNORE_SIGINT = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
 
 
 class SweepError(ValueError):
@@ -119,8 +122,8 @@ def local_cluster(workers: int | None = None):
         raise SweepError(f"workers must be >= 1, got {workers!r}")
     with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               env=worker_env(), dashboard_address=None,
-                               silence_logs=logging.ERROR)
+                               env=worker_env(), preload=[_IGNORE_SIGINT],
+                               dashboard_address=None, silence_logs=logging.ERROR)
         try:
             yield cluster
         finally:
