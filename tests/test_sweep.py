@@ -32,6 +32,17 @@ def cluster():
                               jax_at_start=jax_at_start, env=env)
 
 
+def _wait_until_idle(client, timeout=60.0):
+    """Wait until no worker is executing a task (cancelled tasks run to their end)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = client.run(lambda dask_worker: len(dask_worker.state.executing))
+        if not any(busy.values()):
+            return
+        time.sleep(0.2)
+    raise TimeoutError("workers still busy")
+
+
 def _counts(df):
     """Rows per x (each selftest cell x gives `rows` rows)."""
     return df.groupby("x").size().to_dict()
@@ -139,7 +150,7 @@ def test_interrupted_sweep_resumes_computing_only_missing_cells(cluster, tmp_pat
                   progress=False, on_batch=stop_after_two)
     first = _counts(load_results(out))
     assert 4 <= len(first) < 12 and set(first.values()) == {2}  # only whole cells
-    time.sleep(1.0)  # let cancelled cells that were already running finish
+    _wait_until_idle(cluster.client)  # cancelled cells that were already running finish
     before = set(log.iterdir())
     s = run_sweep("selftest", cells, out, scheduler=cluster.address, progress=False)
     assert (s.skipped, s.computed, s.failed) == (len(first), 12 - len(first), 0)

@@ -138,9 +138,6 @@ def _client(scheduler: str | None, workers: int | None, timeout: float):
         with local_cluster(workers) as cluster, Client(cluster, set_as_default=False) as c:
             yield c
         return
-    if workers is not None:
-        raise SweepError("workers sets the size of the local cluster; with a scheduler "
-                         "address, start the workers on the cluster")
     try:
         client = Client(scheduler, timeout=timeout, set_as_default=False)
     except Exception as exc:  # noqa: BLE001 - any failure to connect is reported the same
@@ -344,6 +341,9 @@ def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str |
     t_start = time.monotonic()
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SweepError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if scheduler is not None and workers is not None:
+        raise SweepError("workers sets the size of the local cluster; with a scheduler "
+                         "address, start the workers on the cluster")
     try:
         name, fn, keyed = _prepare(protocol, cells)
     except SweepError:
