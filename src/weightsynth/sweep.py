@@ -123,7 +123,7 @@ def local_cluster(workers: int | None = None):
     with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                env=worker_env(), preload=[_IGNORE_SIGINT],
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR)
         try:
             yield cluster
         finally:
@@ -278,44 +278,60 @@ def _killed(exc: BaseException) -> dict:
             "traceback": "".join(traceback.format_exception(exc))}
 
 
+class _Feeder:
+    """Keeps a window of cells in flight: 4 per worker thread (re-read every 5 s, so
+    workers that join later get work), at least 64 and two batches."""
+
+    def __init__(self, client, ac, spec, pending, x64, batch_size: int):
+        from . import __version__
+
+        self.client, self.ac, self.spec, self.x64 = client, ac, spec, x64
+        self.version, self.batch_size = __version__, batch_size
+        self.queue = iter(pending)
+        self.meta: dict[str, tuple[str, dict]] = {}
+        self.window, self.refreshed = 0, -float("inf")
+
+    def top_up(self) -> None:
+        if time.monotonic() - self.refreshed > 5.0:
+            threads = sum(self.client.nthreads().values())
+            self.window = max(64, 4 * threads, 2 * self.batch_size)
+            self.refreshed = time.monotonic()
+        while len(self.meta) < self.window:
+            item = next(self.queue, None)
+            if item is None:
+                return
+            key, params = item
+            fut = self.client.submit(_run_cell, self.spec, params, self.x64, self.version,
+                                     key=f"ws-cell-{key[:16]}-{uuid.uuid4().hex[:8]}",
+                                     pure=False)
+            self.meta[fut.key] = (key, params)
+            self.ac.add(fut)
+
+
 def _execute(client, spec, pending: list[tuple[str, dict]], batcher: _Batcher, *,
              x64, progress: bool) -> tuple[int, int]:
-    """Run ``pending`` cells, at most a window at a time; return (computed, failed)."""
+    """Run ``pending`` cells and store their outcomes; return (computed, failed)."""
     from distributed import as_completed
 
-    from . import __version__
-
-    window = max(64, 4 * sum(client.nthreads().values()), 2 * batcher.batch_size)
-    queue = iter(pending)
-    meta: dict[str, tuple[str, dict]] = {}
     ac = as_completed(loop=client.loop, with_results=True, raise_errors=False)
-
-    def submit_next() -> None:
-        for key, params in queue:
-            fut = client.submit(_run_cell, spec, params, x64, __version__,
-                                key=f"ws-cell-{key[:16]}-{uuid.uuid4().hex[:8]}", pure=False)
-            meta[fut.key] = (key, params)
-            ac.add(fut)
-            return
-
-    for _ in range(min(window, len(pending))):
-        submit_next()
+    feeder = _Feeder(client, ac, spec, pending, x64, batcher.batch_size)
+    feeder.top_up()
     computed = failed = 0
     with _progress(progress, len(pending)) as bar:
         task = bar.add_task("sweep", total=len(pending), failed=0)
         try:
             for finished in ac.batches():
                 for fut, res in finished:
-                    key, params = meta.pop(fut.key)
+                    key, params = feeder.meta.pop(fut.key)
                     out = _outcome(fut, res)
                     fut.release()
-                    submit_next()
                     if batcher.add(key, params, out):
                         computed += 1
                     else:
                         failed += 1
                     bar.update(task, advance=1, failed=failed)
                     batcher.maybe_flush()
+                feeder.top_up()
         except BaseException:
             client.cancel(list(ac.futures))
             batcher.flush()
@@ -350,7 +366,10 @@ def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str |
         raise
     except ValueError as exc:
         raise SweepError(str(exc)) from None
-    store = SweepStore(out_dir)
+    try:
+        store = SweepStore(out_dir)
+    except ValueError as exc:
+        raise SweepError(str(exc)) from None
     done, bad = store.done_keys()
     manifest_bad = store.read_manifest()[1]
     bad = bad + ([manifest_bad] if manifest_bad else [])
