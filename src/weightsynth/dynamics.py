@@ -36,9 +36,25 @@ def optimal_weights(
     return beta * (Theta.T @ act.g(Z))
 
 
+#: rows per block below which the Gram matrix is one plain GEMM (see :func:`gram`)
+GRAM_BLOCK_ROWS = 128
+
+
 def gram(G: Float[Array, "L n"]) -> Float[Array, "L L"]:
-    r"""Gram matrix K = G G^T of the subsystem outputs (eq. 9)."""
-    return G @ G.T
+    r"""Gram matrix K = G G^T of the subsystem outputs (eq. 9), using its symmetry.
+
+    G's rows are split into b = min(4, L // 128) blocks; only the b(b+1)/2 blocks
+    K_ij = G_i G_j^T with i <= j are multiplied and the rest are their transposes, so the
+    cost is (b+1)/(2b) of the plain 2 n L^2 flops (3/4 for b = 2). K comes out exactly
+    symmetric. For L < 256 it is the plain product G G^T.
+    """
+    b = min(4, G.shape[0] // GRAM_BLOCK_ROWS)
+    if b < 2:
+        return G @ G.T
+    parts = jnp.array_split(G, b)
+    upper = {(i, j): parts[i] @ parts[j].T for i in range(b) for j in range(i, b)}
+    return jnp.block([[upper[i, j] if i <= j else upper[j, i].T for j in range(b)]
+                      for i in range(b)])
 
 
 def closed_loop_rhs(
