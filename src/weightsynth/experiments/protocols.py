@@ -180,8 +180,10 @@ def weights_cell(*, n: int, load: float, noise: float, beta: float, t1: float, s
 def weight_snapshots(*, n: int, load: float, noise: float, beta: float, t1: float,
                      seed: int = 0, base_seed: int = 0, samples_per_exemplar: int = 5,
                      amplitude: float = 0.5, times=None, pad_K: int | None = None,
-                     test_samples_per_exemplar: int = 5) -> dict:
-    """W*(t) at a few times and W_H, for the heatmap figure (same data as ``weights_cell``)."""
+                     test_samples_per_exemplar: int = 5, n_times: int = 25,
+                     claim_times=()) -> dict:
+    """W*(t) at a few ``times`` and W_H, for the heatmap figure (same data as
+    ``weights_cell``). Times snap to the cell's time grid, so no solver is recompiled."""
     rng = cell_rng("autoassoc", n, float(load), float(noise), seed, base_seed=base_seed)
     K = n_exemplars(load, n)
     ex = random_exemplars(K, n, rng)
@@ -189,16 +191,19 @@ def weight_snapshots(*, n: int, load: float, noise: float, beta: float, t1: floa
     pK = max(K, pad_K or 0)
     task = Task(ex, train.inputs, train.targets, float(beta), float(t1),
                 pad_L=pK * samples_per_exemplar)
-    times = np.asarray(times if times is not None else np.linspace(0, t1, 4), float)
-    rec = run_method("optimal", task, train.inputs, times,
+    grid = time_grid(t1, n_times, claim_times)
+    want = np.asarray(times if times is not None else np.linspace(0, t1, 4), float)
+    times = grid[np.unique([int(np.argmin(np.abs(grid - t))) for t in want])]
+    rec = run_method("optimal", task, train.inputs, grid,
                      batch=_batch(pK, samples_per_exemplar, test_samples_per_exemplar))
-    return {"times": times, "W": rec.program.weights(times), "W_H": hopfield_matrix(task)}
+    return {"times": times, "W": rec.program.weights(grid)[np.isin(grid, times)],
+            "W_H": hopfield_matrix(task)}
 
 
 def digits_examples(*, noise: float, beta: float, t1: float, seed: int = 0,
                     base_seed: int = 0, methods=METHOD_NAMES, samples_per_exemplar: int = 5,
                     test_samples_per_exemplar: int = 5, amplitude: float = 0.5,
-                    times=(0.5,)) -> dict:
+                    times=(0.5,), n_times: int = 25, claim_times=()) -> dict:
     """Images for the digits figure: exemplars, one fresh corrupted input per class, and
     each method's recall (continuous methods at each of ``times`` and at t1)."""
     rng = cell_rng("digits-examples", float(noise), seed, base_seed=base_seed)
@@ -206,13 +211,14 @@ def digits_examples(*, noise: float, beta: float, t1: float, seed: int = 0,
     train = noisy_samples(ex, samples_per_exemplar, noise, amplitude, rng)
     query = noisy_samples(ex, 1, noise, amplitude, rng)
     task = Task(ex, train.inputs, train.targets, float(beta), float(t1), seed=0)
-    ts = np.unique(np.r_[[t for t in times if 0 < t < t1], t1])
+    grid = time_grid(t1, n_times, claim_times)   # the cells' grid: no recompilation
+    keep = np.isin(np.round(grid, 9), np.round(np.r_[[t for t in times if 0 < t < t1], t1], 9))
     panels = {"exemplar": ex, "input": np.sign(query.inputs)}
     for m in methods:
         batch = _digits_batch(samples_per_exemplar, test_samples_per_exemplar)
-        rec = run_method(m, task, query.inputs, ts, batch=batch)
+        rec = run_method(m, task, query.inputs, grid, batch=batch)
         if m in CONTINUOUS:
-            for t, Z in zip(rec.times, rec.states, strict=True):
+            for t, Z in zip(rec.times[keep], rec.states[keep], strict=True):
                 panels[f"{m} t={t:g}"] = np.where(Z >= 0, 1.0, -1.0)
         else:
             panels[m] = rec.states[-1]

@@ -41,11 +41,13 @@ def make_figures(df: pd.DataFrame, config: StudyConfig) -> dict[str, dict[str, b
     snap = weight_snapshots(n=n, load=min(c.loads), noise=0.0, beta=beta, t1=t1,
                             base_seed=c.seed, samples_per_exemplar=c.samples_per_exemplar,
                             amplitude=c.amplitude, times=[0.0, t1 / 12, t1 / 3, t1],
-                            pad_K=pad, test_samples_per_exemplar=c.test_samples_per_exemplar)
+                            pad_K=pad, test_samples_per_exemplar=c.test_samples_per_exemplar,
+                            n_times=c.n_times, claim_times=c.claim_times)
     panels = digits_examples(noise=max(c.digits_noise), beta=beta, t1=t1, base_seed=c.seed,
                              methods=c.methods, samples_per_exemplar=c.samples_per_exemplar,
                              test_samples_per_exemplar=c.test_samples_per_exemplar,
-                             amplitude=c.amplitude)
+                             amplitude=c.amplitude, n_times=c.n_times,
+                             claim_times=c.claim_times)
     figs = {
         "learning_curve": plots.main_figure(df, c.curve_load, c.curve_noise),
         "learning_curves_all": plots.learning_curves(df, c.curve_noise),

@@ -1,0 +1,79 @@
+"""`weightsynth reproduce`: bad input exits 2 with one line; a tiny quick run writes
+everything, atomically, with a self-contained report."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from weightsynth.cli import app
+
+runner = CliRunner()
+
+
+def _one_line_error(result):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--loads", "-0.1"], "loads must be > 0"),
+    (["--noise", "0.1,0.7"], "noise must be <= 0.5"),
+    (["--methods", "optimal,hebb"], "unknown method 'hebb'"),
+    (["--seeds", "many"], "--seeds must be"),
+    (["--beta", "0"], "beta must be > 0"),
+    (["--n", "1.5"], "--n must be a comma list of int"),
+])
+def test_bad_options_exit_2(tmp_path, args, msg):
+    res = runner.invoke(app, ["reproduce", "--out", str(tmp_path / "o"), *args])
+    assert msg in _one_line_error(res)
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_bad_config_and_unwritable_out(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("loads = [0.1,\n")
+    res = runner.invoke(app, ["reproduce", "--out", str(tmp_path), "--config", str(cfg)])
+    assert "not valid TOML" in _one_line_error(res)
+    cfg.write_text("colour = 'red'\n")
+    res = runner.invoke(app, ["reproduce", "--out", str(tmp_path), "--config", str(cfg)])
+    assert "unknown config key 'colour'" in _one_line_error(res)
+    res = runner.invoke(app, ["reproduce", "--out", str(tmp_path), "--config",
+                              str(tmp_path / "missing.toml")])
+    assert "does not exist" in _one_line_error(res)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = runner.invoke(app, ["reproduce", "--out", str(blocker / "sub")])
+    assert "not a writable folder" in _one_line_error(res)
+
+
+def test_tiny_quick_reproduce_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    args = ["reproduce", "--quick", "--out", str(out), "--loads", "0.05", "--seeds", "2",
+            "--methods", "optimal,outer_continuous,outer_discrete", "--no-progress"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    names = {p.name for p in out.iterdir()}
+    for fig in ("learning_curve", "learning_curves_all", "versus_load", "versus_noise",
+                "digits", "weights"):
+        assert {f"{fig}.png", f"{fig}.svg"} <= names
+    assert {"results.parquet", "report.html", "claims.csv"} <= names
+    assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")]   # no temp files
+    df = pd.read_parquet(out / "results.parquet")
+    assert {"method", "n", "L", "noise", "beta", "t1", "seed", "t", "bit_accuracy", "overlap",
+            "exact_recall", "J", "excess"} <= set(df.columns)
+    assert set(df.method) == {"input", "optimal", "outer_continuous", "outer_discrete"}
+    assert sorted(df.seed.unique()) == [0, 1]
+    page = (out / "report.html").read_text()
+    refs = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]*)""", page)
+    assert refs and all(r.startswith("data:") for r in refs)
+    assert "http://" not in page and "https://" not in page
+    claims = pd.read_csv(out / "claims.csv")
+    assert claims.status.iloc[0] == "held"          # W*(t0) = beta Theta^T Phi
+    assert "[held] W*(t0)" in res.output
