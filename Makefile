@@ -27,3 +27,6 @@ test-all: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/run_all.py
