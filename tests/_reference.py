@@ -71,8 +71,8 @@ def optimal_weights(Z, theta, beta, g):
 
 
 def _network(Z, W, g):
-    """dz_r/dt = -z_r + W g(z_r) for each sample r (eq. 1/2), one matrix-vector product each."""
-    return np.stack([-Z[r] + W @ g(Z[r]) for r in range(Z.shape[0])])
+    """dz_r/dt = -z_r + W g(z_r) for each sample r (row) of Z, eq. (1)/(2), with W explicit."""
+    return -Z + g(Z) @ W.T
 
 
 def closed_loop(phi, theta, beta, t0, t1, steps, name="tanh", gain=1.0):
@@ -106,11 +106,12 @@ def index(phi, theta, beta, t0, t1, steps, perturb: Callable, name="tanh", gain=
 
     def f(t, y):
         Zs, Zn, _, _ = y
-        W = perturb(t, optimal_weights(Zs, theta, beta, g))
-        M = sum(np.outer(theta[r], g(Zn[r])) for r in range(Zn.shape[0]))
+        Ws = optimal_weights(Zs, theta, beta, g)
+        W = perturb(t, Ws)
+        M = theta.T @ g(Zn)  # sum_r theta_r g(z_r)^T
         running = (-2 * np.sum(Zn * theta) + beta * np.sum(M**2) + np.sum(W**2) / beta)
         excess = np.sum((W - beta * M) ** 2)
-        return (_network(Zs, optimal_weights(Zs, theta, beta, g), g), _network(Zn, W, g),
+        return (_network(Zs, Ws, g), _network(Zn, W, g),
                 np.asarray(running), np.asarray(excess))
 
     _, ys = rk4(f, (Z0, Z0, 0.0, 0.0), t0, t1, steps)

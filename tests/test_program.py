@@ -36,9 +36,9 @@ def test_network_on_training_inputs_reproduces_S(case):
     for k, t in enumerate(TS):
         S = prog.states(t)
         np.testing.assert_allclose(traj[k], S, rtol=0, atol=1e-7 * np.abs(S).max())
-    g, _ = ref.activation(prog.activation.name, prog.activation.gain)
-    out = prog.recall(phi)
-    np.testing.assert_allclose(out, g(prog.states(1.0)), rtol=0, atol=1e-8)
+    if prog.coords == "reduced":  # one compiled recall is enough (shared with test_storage)
+        g, _ = ref.activation(prog.activation.name, prog.activation.gain)
+        np.testing.assert_allclose(prog.recall(phi), g(prog.states(1.0)), rtol=0, atol=1e-8)
 
 
 def test_network_matches_numpy_rk4_under_stored_weights(case):

@@ -25,9 +25,8 @@ J_CASES = [
     ("tanh", 1.0, 3, 5, None, 2.0, 0.5, -0.5),
     ("logistic", 2.5, 6, 4, None, 0.5, 1.0, 0.0),  # L > n: direct coordinates
     ("logistic", 2.5, 6, 4, None, 1.5, 2.0, 0.0),
-    ("tanh", 0.7, 3, 5, 50, 0.5, 1.0, 0.0),  # fixed-step, reduced
-    ("tanh", 0.7, 3, 5, 50, 3.0, 2.0, 1.0),
-    ("logistic", 1.0, 9, 2, 40, 0.8, 1.5, 0.0),  # fixed-step, direct, n = 2
+    ("tanh", 1.0, 2, 3, 64, 0.5, 4.0, 0.0),  # fixed-step, reduced (as in test_solvers)
+    ("tanh", 1.0, 2, 3, 64, 3.0, 2.0, 1.0),
     ("tanh", 1.0, 12, 120, None, 0.3, 1.0, 0.0),  # n >= 100
 ]
 SLOW_J_CASES = [
@@ -37,6 +36,8 @@ SLOW_J_CASES = [
     ("logistic", 1.0, 2, 200, None, 0.5, 2.0, 0.0),
     ("tanh", 1.0, 150, 60, 200, 0.02, 1.0, 0.0),
     ("tanh", 0.7, 2, 2, 50, 0.5, 1.0, 0.0),
+    ("tanh", 0.7, 3, 5, 50, 3.0, 2.0, 1.0),
+    ("logistic", 1.0, 9, 2, 40, 0.8, 1.5, 0.0),  # fixed-step, direct, n = 2
 ]
 
 
@@ -74,7 +75,7 @@ def test_index_of_synthesized_program_is_optimal_cost_large(case):
     _check_optimal_cost(case)
 
 
-@pytest.mark.parametrize("coords", ["reduced", "direct"])
+@pytest.mark.parametrize("coords", ["reduced", pytest.param("direct", marks=pytest.mark.slow)])
 def test_coords_agree(coords):
     """Both coordinate systems give the same program (forced, whatever L and n are)."""
     phi, theta = ref.make_data(3, 5, "tanh", seed=3005)
