@@ -147,8 +147,7 @@ def digits_figure(df: pd.DataFrame, panels: dict):
     names = list(panels)
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 0.75 * len(names) + 3.5),
                                  height_ratios=[0.75 * len(names), 3])
-    cmap = plt.get_cmap("gray_r").copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
     a1.imshow(_mosaic(panels), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
     a1.set_yticks(10 * np.arange(len(names)) + 4.5, names, fontsize=8)
     a1.set_xticks([])
