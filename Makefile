@@ -17,7 +17,10 @@ demo: $(BIN)/.installed
 	$(BIN)/weightsynth demo
 
 reproduce: $(BIN)/.installed
-	$(BIN)/weightsynth demo
+	$(BIN)/weightsynth reproduce --out $(OUT) --quick
+
+reproduce-full: $(BIN)/.installed
+	$(BIN)/weightsynth reproduce --out $(OUT)-full
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
