@@ -137,3 +137,20 @@ def test_index_bad_input(case):
         ws.evaluate_index(prog, np.where(phi > 0, 1.0, phi), theta)
     with pytest.raises(ValueError, match="t1 must be greater than t0"):
         ws.evaluate_index(np.eye(5), phi, theta, beta=1.0, t1=0.0)
+
+
+def test_index_solve_that_blows_up_says_when():
+    """N with linear g under W(t) = a e^{bt} I: z = z0 exp(-t + (a/b)(e^{bt} - 1)). The index
+    integrates ||M||^2 ~ z^2, which overflows float64 (log max = 709.78) at the root t* of
+    2 (-t + (a/b)(e^{bt} - 1)) + 2 log(z0 n) = 709.78: about 0.248 for a=50, b=20."""
+    theta = np.ones((2, 3))
+    phi = 0.5 * theta
+    with pytest.raises(ws.SolveError, match="non-finite") as info:
+        ws.evaluate_index(lambda t: 50.0 * jnp.exp(20.0 * t) * jnp.eye(3), phi, theta,
+                          beta=0.5, t1=1.0, activation="linear")
+    from scipy.optimize import brentq
+
+    t_star = brentq(lambda t: 2 * (-t + 2.5 * np.expm1(20 * t)) + 2 * np.log(0.5 * 3 * 2)
+                    - np.log(np.finfo(float).max), 0.0, 1.0)
+    assert 0.24 < t_star < 0.26
+    assert t_star - 1 / 16 <= info.value.time <= t_star

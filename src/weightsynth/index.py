@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -130,10 +131,11 @@ def evaluate_index(
     grid = uniform_grid(t0, t1, steps or 1)
     Z0 = act.ginv(jnp.asarray(phi, dt))
     Theta = jnp.asarray(theta, dt)
+    probe = np.linspace(t0, t1, _N_PROBES)
     out, ok, fin = _integrate_index(traced(prog), Z0, Theta, jnp.asarray(beta, dt),
                                     jnp.asarray(t0, dt), jnp.asarray(t1, dt),
-                                    jnp.asarray(grid, dt), act, cfg)
-    raise_if_failed(ok, fin, np.array([t0, t1]), "evaluating the index (solve of N)")
+                                    jnp.asarray(grid, dt), jnp.asarray(probe, dt), act, cfg)
+    raise_if_failed(ok, fin, probe, "evaluating the index (solve of N)")
     Z1, run2, exc2 = (np.asarray(x)[-1] for x in out)
     terminal = -float(np.sum(Z1 * theta))
     running = 0.5 * float(run2)
@@ -142,8 +144,19 @@ def evaluate_index(
                        terminal=terminal, running=running)
 
 
+#: times at which the index solve records whether its state is still finite (to say when
+#: a blow-up happened without storing the trajectory)
+_N_PROBES = 65
+
+
+def _all_finite(t, y, args):
+    # 1.0 where finite; a float, because diffrax fills unreached save times with inf
+    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(y)]))
+    return jnp.where(ok, 1.0, 0.0)
+
+
 @eqx.filter_jit
-def _integrate_index(prog, Z0, Theta, beta, t0, t1, grid, act, cfg):
+def _integrate_index(prog, Z0, Theta, beta, t0, t1, grid, probe, act, cfg):
     def field(t, y, args):
         Z, _, _ = y
         W = prog._weights_jax(t)
@@ -155,10 +168,12 @@ def _integrate_index(prog, Z0, Theta, beta, t0, t1, grid, act, cfg):
         return dZ, running, excess
 
     zero = jnp.zeros((), Z0.dtype)
-    ys, ok, _ = solve(field, (Z0, zero, zero), t0, t1, None, cfg,
-                      step_ts=None if cfg.adaptive else grid, save_ts=jnp.stack([t0, t1])
-                      .astype(Z0.dtype))
-    return ys, ok, finite_rows(ys)
+    saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=t1[None]),
+                                  diffrax.SubSaveAt(ts=probe, fn=_all_finite)])
+    (ys, finite), ok, _ = solve(field, (Z0, zero, zero), t0, t1, None, cfg,
+                                step_ts=None if cfg.adaptive else grid, saveat=saveat)
+    finite = finite == 1.0
+    return ys, ok, finite.at[-1].set(finite[-1] & finite_rows(ys)[-1])
 
 
 def performance_index(program, inputs, targets, beta: float | None = None,

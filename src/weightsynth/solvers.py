@@ -79,12 +79,13 @@ def uniform_grid(t0: float, t1: float, steps: int) -> np.ndarray:
 
 
 def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=None,
-          save_fn=None):
+          save_fn=None, saveat=None):
     """Integrate dy/dt = field(t, y, args) from t0 to t1 (traceable; call inside jit).
 
     Fixed-step mode steps exactly through ``step_ts`` (a grid from :func:`uniform_grid`).
-    Saves at ``save_ts`` if given, else at t0 and after every step. Returns
-    ``(ys, ok, num_steps)`` where ``ok`` is False if the solver failed.
+    Saves at ``save_ts`` if given, else at t0 and after every step; a ``diffrax.SaveAt``
+    given as ``saveat`` overrides both. Returns ``(ys, ok, num_steps)`` where ``ok`` is
+    False if the solver failed.
     """
     solver = SOLVERS[cfg.solver][0]()
     if cfg.adaptive:
@@ -93,7 +94,9 @@ def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=N
     else:
         controller = diffrax.StepTo(ts=step_ts)
         max_steps = cfg.steps
-    if save_ts is None:
+    if saveat is not None:
+        pass
+    elif save_ts is None:
         saveat = diffrax.SaveAt(t0=True, steps=True, fn=save_fn or _identity)
     else:
         saveat = diffrax.SaveAt(ts=save_ts, fn=save_fn or _identity)
