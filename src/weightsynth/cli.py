@@ -157,11 +157,19 @@ def reproduce(
     t1: str = typer.Option(None, help="Final times, comma list."),
     seeds: str = typer.Option(None, help="Number of seeds per setting."),
     methods: str = typer.Option(None, help="Methods, comma list: optimal, outer_continuous, "
-                                "outer_discrete, projection, storkey, dense."),
+                                "outer_discrete, projection, storkey, dense, "
+                                "general-correlation, general-squared_error."),
+    scheduler: str = typer.Option(None, help="Dask scheduler address, e.g. tcp://host:8786 "
+                                  "(default: a local cluster)."),
+    workers: int = typer.Option(None, min=0, help="Local cluster workers (default: cores); "
+                                "0 runs every cell in this process, without Dask."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Run the paper's study; write figures (PNG, SVG), results.parquet and report.html.
 
+    The grid runs on the Dask sweep engine (as ``weightsynth sweep``); finished cells are
+    kept in OUT/sweep, so rerunning the same command resumes. Exit code 1 if some cells
+    failed (the report is still written from the others), 2 on bad input.
     Precedence: embedded defaults (``--quick`` picks the quick ones) < ``--config`` <
     options. The same seed gives the same table.
     """
@@ -175,18 +183,32 @@ def reproduce(
         cfg = with_overrides(cfg, overrides)
     except ValueError as exc:
         fail(" ".join(str(exc).split()))
+    if scheduler is not None and workers is not None:
+        fail("--workers sets the size of the local cluster; with --scheduler, start the "
+             "workers on the cluster")
     path = _writable_dir(out)
     _enable_x64()
     from .experiments.study import run_study
 
     try:
-        res = run_study(cfg, path, progress=progress)
+        res = run_study(cfg, path, progress=progress, engine=workers != 0,
+                        scheduler=scheduler, workers=workers)
     except ValueError as exc:
         fail(" ".join(str(exc).split()))
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: finished cells are saved in {str(path / 'sweep')!r}; rerun "
+                   "the same command to complete the study", err=True)
+        raise typer.Exit(code=130) from None
+    for s in res["summaries"]:
+        typer.echo(s.line())
     typer.echo(f"wrote {path / 'report.html'} ({len(res['table'])} rows, "
                f"{res['seconds']:.0f} s)")
     for row in res["claims"].itertuples(index=False):
         typer.echo(f"  [{row.status}] {row.claim}")
+    if len(res["errors"]):
+        typer.echo(f"{len(res['errors'])} cells failed (listed in the report; tracebacks "
+                   f"in {str(path / 'sweep')!r}/<protocol>/errors)", err=True)
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

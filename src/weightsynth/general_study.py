@@ -2,15 +2,19 @@ r"""Study protocol for programs synthesized under the general indices (issue 4, 
 
 :func:`general_study_cell` draws exactly the data of the experiments package's
 ``autoassoc`` protocol for the same (n, load, noise, seed, base_seed) (random bipolar
-exemplars, noisy training samples, fresh noisy test samples), so its rows pair with the
-baseline rules' rows of that protocol. For each index (``"correlation"``: -sum_r
-g(z_r(t1)).theta_r, ``"squared_error"``: sum_r ||g(z_r(t1)) - theta_r||^2, ``"paper"``: eq. 3,
-each plus (1/(2 beta))||W||^2) it synthesizes W(t) with :func:`sweep_synthesize` or
-:func:`direct_synthesize`, runs N from the training and the fresh inputs and reports one
-row per (method, split, t) with the experiments' metric names. Every solve starts from the
-analytic program W* of the paper's index (:func:`~weightsynth.synthesize`): from W = 0 both
-solvers converge slowly on the paper's index once L is ~10 or more (J stays far above J*
-after 100 iterations at n = 16, L = 10), while W* is its exact optimum.
+exemplars, noisy training samples, fresh noisy test samples). For each index
+(``"correlation"``: phi = -sum_r g(z_r(t1)).theta_r, ``"squared_error"``: phi = sum_r
+||g(z_r(t1)) - theta_r||^2, ``"paper"``: eq. 3; each plus (1/(2 beta)) int ||W||^2 dt) it
+synthesizes W(t) with :func:`sweep_synthesize` or :func:`direct_synthesize`, runs N from the
+training and the fresh inputs and reports one row per (method, split, t) with the
+experiments' metric names. The same cell also runs the ``baselines`` (outer-product,
+projection, Storkey, ...) on the same samples, so every comparison is paired by seed.
+
+Every solve starts from the analytic program W* of the paper's index
+(:func:`~weightsynth.synthesize`): from W = 0 both solvers converge slowly once L is ~10 or
+more, while W* is a good, well-scaled start. The recall indices reward the outputs at t1
+only, while the weight penalty grows with t1: at beta = 1/n and t1 = 6 their optimum is
+close to W = 0 (the outputs decay), so the study runs them at short horizons too.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from .general import direct_synthesize, sweep_synthesize
+from .index import evaluate_index
 from .problem import Problem
 from .synthesis import synthesize
 
 INDEX_NAMES = ("correlation", "squared_error", "paper")
+BASELINES = ("optimal", "outer_continuous", "outer_discrete", "projection", "storkey")
 
 
 def _rows(ts, states, outputs, targets, base: dict) -> list[dict]:
@@ -36,22 +42,49 @@ def _rows(ts, states, outputs, targets, base: dict) -> list[dict]:
     return rows
 
 
-def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: float,
-                       seed: int, base_seed: int = 0, indices=INDEX_NAMES,
-                       solver: str = "sweep", samples_per_exemplar: int = 5,
-                       test_samples_per_exemplar: int = 5, amplitude: float = 0.5,
-                       n_times: int = 25, nodes: int = 51, max_iter: int = 100) -> list[dict]:
-    """One cell: programs under each index in ``indices``, recall on train and test inputs.
+def _solve_rows(name, solve, train, test, ts, base, beta, t1, start, nodes, max_iter):
+    """Synthesize under index ``name``; recall rows on both splits. The last train row
+    carries J_index (the index it minimized), converged, iterations, residual, and the
+    paper's index J (eq. 3) of this program with J* and the excess J - J*."""
+    problem = Problem(train.inputs, train.targets, name, beta=beta, t1=t1)
+    res = solve(problem, W0=start, nodes=nodes, max_iter=max_iter)
+    rows: list[dict] = []
+    for split, s in (("train", train), ("test", test)):
+        Z = np.asarray(res.program.trajectory(s.inputs, ts))
+        part = _rows(ts, Z, np.asarray(problem.activation.g(Z)), s.targets,
+                     dict(base, method=f"general-{name}", split=split))
+        if split == "train":
+            paper = evaluate_index(res.program, train.inputs, train.targets, beta=beta)
+            part[-1].update(J_index=float(res.J), converged=bool(res.converged),
+                            iterations=int(res.iterations), residual=float(res.residual),
+                            J=paper.J, J_star=paper.J_star, excess=paper.excess)
+        rows += part
+    return rows
 
-    Row keys: protocol ("general"), method ("general-<index>"), split ("train"/"test"), n,
-    K, L, load, noise, beta, t1, seed, t, bit_accuracy, overlap, exact_recall; the last
-    train row of each method also carries J (the index it was synthesized for), converged
-    and iterations.
+
+def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: float,
+                       seed: int, base_seed: int = 0, indices=INDEX_NAMES[:2],
+                       baselines=BASELINES, solver: str = "sweep",
+                       samples_per_exemplar: int = 5, test_samples_per_exemplar: int = 5,
+                       amplitude: float = 0.5, n_times: int = 25, nodes: int = 26,
+                       max_iter: int = 60) -> list[dict]:
+    """One cell: programs under each index in ``indices`` and the ``baselines`` (names of
+    :data:`weightsynth.experiments.METHODS`), recall on train and test inputs.
+
+    Row keys: protocol ("general"), method ("general-<index>", a baseline or "input"),
+    split ("train"/"test"), solver, n, K, L, load, noise, beta, t1, seed, t, bit_accuracy,
+    overlap, exact_recall; see :func:`_solve_rows` for the extra keys of the last train row.
+    Times: ``n_times`` equally spaced on [0, t1] (the general programs target t1).
     """
     from .experiments.data import cell_rng, n_exemplars, noisy_samples, random_exemplars
+    from .experiments.methods import Task
+    from .experiments.protocols import _evaluate
 
     if solver not in ("sweep", "direct"):
         raise ValueError(f"solver must be 'sweep' or 'direct', got {solver!r}")
+    bad = [i for i in indices if i not in INDEX_NAMES]
+    if bad:
+        raise ValueError(f"unknown index {bad[0]!r}; known: {', '.join(INDEX_NAMES)}")
     rng = cell_rng("autoassoc", n, float(load), float(noise), seed, base_seed=base_seed)
     K = n_exemplars(load, n)
     ex = random_exemplars(K, n, rng)
@@ -60,17 +93,15 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
     ts = np.linspace(0.0, float(t1), int(n_times))
     base = dict(protocol="general", n=n, K=K, L=len(train.inputs), load=float(load),
                 noise=float(noise), beta=float(beta), t1=float(t1), seed=int(seed))
+    rows: list[dict] = []
+    if baselines:
+        task = Task(ex, train.inputs, train.targets, float(beta), float(t1),
+                    seed=int(rng.integers(2**31)))
+        rows += _evaluate(task, {"train": train, "test": test}, ts, tuple(baselines), base,
+                          index=False)
     solve = sweep_synthesize if solver == "sweep" else direct_synthesize
     start = synthesize(train.inputs, train.targets, beta=float(beta), t1=float(t1))
-    rows: list[dict] = []
     for name in indices:
-        problem = Problem(train.inputs, train.targets, name, beta=float(beta), t1=float(t1))
-        res = solve(problem, W0=start, nodes=nodes, max_iter=max_iter)
-        for split, s in (("train", train), ("test", test)):
-            Z = res.program.trajectory(s.inputs, ts)
-            part = _rows(ts, Z, np.asarray(problem.activation.g(Z)), s.targets,
-                         dict(base, method=f"general-{name}", split=split, solver=solver))
-            if split == "train":
-                part[-1].update(J=res.J, converged=res.converged, iterations=res.iterations)
-            rows += part
+        rows += _solve_rows(name, solve, train, test, ts, dict(base, solver=solver),
+                            float(beta), float(t1), start, nodes, max_iter)
     return rows

@@ -19,11 +19,14 @@ import pandas as pd  # noqa: E402
 from .experiments.stats import summarize  # noqa: E402
 
 COLORS = {"optimal": "C0", "outer_continuous": "C1", "outer_discrete": "C2",
-          "projection": "C3", "storkey": "C4", "dense": "C5", "input": "0.4"}
+          "projection": "C3", "storkey": "C4", "dense": "C5", "input": "0.4",
+          "general-correlation": "C6", "general-squared_error": "C9"}
 LABELS = {"optimal": "optimal program W*(t)", "outer_continuous": "outer product, same N",
           "outer_discrete": "outer product, discrete", "projection": "projection (discrete)",
           "storkey": "Storkey (discrete)", "dense": "dense memory (softmax)",
-          "input": "corrupted input"}
+          "input": "corrupted input",
+          "general-correlation": "general: terminal correlation",
+          "general-squared_error": "general: terminal squared error"}
 
 
 def render(fig) -> dict[str, bytes]:
@@ -185,5 +188,31 @@ def weights_figure(df: pd.DataFrame, snap: dict):
         ax.plot(s.t, s["mean"], ls="-" if nz == 0 else "--", label=f"load {ld:g}, noise {nz:g}")
     ax.set(xlabel="t", ylabel="||W*(t) - W_H||_F / ||W_H||_F", yscale="log")
     ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def general_figure(df: pd.DataFrame):
+    """Bit accuracy at t1 versus load for the general-index programs and the baselines
+    (same samples), training and fresh samples (columns) for each (beta, t1) (rows)."""
+    d = df[df.protocol == "general"]
+    d = d[d.t.isna() | np.isclose(d.t, d.t1)]
+    settings = sorted({(float(b), float(t)) for b, t in zip(d.beta, d.t1, strict=True)})
+    fig, axes = plt.subplots(max(1, len(settings)), 2, figsize=(10, 3.6 * max(1, len(settings))),
+                             squeeze=False, sharey=True)
+    for i, (b, t1) in enumerate(settings):
+        for ax, split in zip(axes[i], ("train", "test"), strict=True):
+            s = _pick(d, beta=b, t1=t1, split=split)
+            for m in [m for m in COLORS if m in set(s.method)]:
+                r = summarize(s[s.method == m], ["load"], "bit_accuracy")
+                general = m.startswith("general-")
+                ax.errorbar(r.load, r["mean"], yerr=[r["mean"] - r.lo, r.hi - r["mean"]],
+                            color=COLORS[m], marker="o" if general else ".", ms=4,
+                            lw=2 if general else 1, ls="-" if general else "--",
+                            label=LABELS.get(m, m))
+            n = int(s.n.iloc[0]) if len(s) else 0
+            ax.set(xlabel="load K/n", title=f"{split} samples, n={n}, beta={b:g}, t1={t1:g}")
+        axes[i, 0].set_ylabel("bit accuracy at t1")
+    axes[0, 1].legend(fontsize=7)
     fig.tight_layout()
     return fig

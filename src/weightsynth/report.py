@@ -40,6 +40,9 @@ FIGURE_CAPTIONS = {
               "method's recall; accuracy versus t.",
     "weights": "(e) The weight program: W*(t) heatmaps, the Hopfield matrix W_H, and their "
                "relative distance over t.",
+    "general": "General recall indices (issue 4): bit accuracy at t1 of the programs "
+               "synthesized for the terminal output correlation and the terminal squared "
+               "error, against the baselines on the same samples (mean and 95% interval).",
 }
 
 
@@ -76,9 +79,41 @@ def _detail(title: str, df: pd.DataFrame) -> str:
     return f"<details><summary>{_esc(title)}</summary>{body}</details>"
 
 
+def _general_section(details: dict) -> str:
+    comp = details.get("general")
+    if comp is None or comp.empty:
+        return ""
+    worse = comp[comp.verdict == "worse"]
+    better = comp[comp.verdict == "better"]
+    return f"""<h2>General recall indices (issue 4)</h2>
+<p>Programs W(t) synthesized by the forward-backward sweep (method.md section 7) for the
+terminal output correlation -sum_r g(z_r(t1)).theta_r and the terminal squared output error
+sum_r ||g(z_r(t1)) - theta_r||^2, each with the weight penalty (1/(2 beta)) int ||W||^2 dt,
+starting from W*. They run in the same network N and are scored on sign(z(t1)) against the
+same training and fresh samples as the rules (paired by seed). Of {len(comp)} comparisons
+(index x rival x split x setting), {len(better)} are significantly better and {len(worse)}
+significantly worse. These indices reward the outputs at t1 only while the penalty grows
+with t1, so a long horizon at beta = 1/n pushes their optimum towards W = 0; the solver's
+convergence is reported in the claims table (a program stopped by the iteration cap is
+counted, not hidden).</p>
+{_detail("General indices per setting: general program - rival, bit accuracy at t1", comp)}
+"""
+
+
+def _errors_section(errors) -> str:
+    if errors is None or len(errors) == 0:
+        return ""
+    items = "".join(f"<li><code>{_esc(r.protocol)}</code> {_esc(r.params)}: "
+                    f"<b>{_esc(r.error_type)}</b>: {_esc(r.message)}</li>"
+                    for r in errors.itertuples(index=False))
+    return (f"<h2>Failed cells</h2><p class='not-held'>{len(errors)} cells failed; the "
+            "results above use the cells that finished. Tracebacks are in the sweep "
+            f"folders' <code>errors/</code> datasets.</p><ul>{items}</ul>")
+
+
 def build_report(config, claims: pd.DataFrame, details: dict, figures: dict,
-                 meta: dict) -> str:
-    """The full HTML page as a string."""
+                 meta: dict, errors: pd.DataFrame | None = None) -> str:
+    """The full HTML page as a string (``errors``: failed cells, listed if any)."""
     params = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>"
                      for k, v in asdict(config).items())
     info = "".join(f"<li>{_esc(k)}: {_esc(v)}</li>" for k, v in meta.items())
@@ -102,6 +137,8 @@ seeds, differences paired by seed.</p>
          details.get("train"))}
 {_detail("Claim 4 per setting (fresh samples): optimal - outer product",
          details.get("test"))}
+{_general_section(details)}
+{_errors_section(errors)}
 <h2>Figures</h2>
 {figs}
 <h2>Parameters</h2>

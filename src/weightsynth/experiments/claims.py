@@ -126,8 +126,68 @@ def claim_index(auto: pd.DataFrame) -> dict:
                 parameters=_ranges(j, ["n", "load", "noise", "beta"]))
 
 
-def decide_claims(df: pd.DataFrame, claim_times) -> tuple[pd.DataFrame, dict]:
-    """The claims table and the per-setting details behind it."""
+GENERAL_RIVALS = ("outer_continuous", "outer_discrete", "projection", "storkey")
+
+
+def general_comparison(gen: pd.DataFrame) -> pd.DataFrame:
+    """Bit accuracy at t1 of each ``general-*`` program minus each rival's (continuous rivals
+    at t1 too), paired by seed: one row per (method, rival, split, n, load, noise, beta, t1)
+    with mean, 95% interval lo/hi, count and verdict."""
+    if gen.empty:
+        return pd.DataFrame()
+    d = gen[gen.t.isna() | np.isclose(gen.t, gen.t1)]
+    keys = ["split", "n", "load", "noise", "beta", "t1", "t"]
+    out = []
+    for m in sorted(x for x in d.method.unique() if str(x).startswith("general-")):
+        for rival in GENERAL_RIVALS:
+            if rival not in set(d.method):
+                continue
+            diff = paired_difference(d, m, rival, keys, "bit_accuracy")
+            out.append(diff.drop(columns="t").assign(method=m, rival=rival))
+    if not out:
+        return pd.DataFrame()
+    res = pd.concat(out, ignore_index=True)
+    res["verdict"] = np.where(res.lo > 0, "better", np.where(res.hi < 0, "worse", "n.s."))
+    return res[["method", "rival", *keys[:-1], "mean", "lo", "hi", "count", "verdict"]]
+
+
+def claim_general(comp: pd.DataFrame, gen: pd.DataFrame, split: str) -> dict:
+    """Issue 4: do programs under the general recall indices beat the outer-product,
+    projection and Storkey rules in error correction (bit accuracy at t1, paired by seed)?"""
+    where = "training samples" if split == "train" else "fresh corrupted samples"
+    row = dict(claim=f"Programs synthesized under the general recall indices (terminal "
+                     f"output correlation, terminal squared error) beat the outer-product, "
+                     f"projection and Storkey rules in error correction ({where}, at t1)")
+    c = comp[comp.split == split] if len(comp) else comp
+    if c.empty:
+        return dict(row, status=UNMEASURED, evidence="", parameters="")
+    parts, params = [], []
+    for (m, rival), g in c.groupby(["method", "rival"], sort=True):
+        nb, nw = int((g.verdict == "better").sum()), int((g.verdict == "worse").sum())
+        parts.append(f"{m.removeprefix('general-')} - {rival}: {g['mean'].min():+.3f} to "
+                     f"{g['mean'].max():+.3f} (better in {nb}/{len(g)}, worse in {nw})")
+        for verdict in ("better", "worse"):
+            sel = g[g.verdict == verdict]
+            if len(sel):
+                params.append(f"{m.removeprefix('general-')} vs {rival} {verdict}: "
+                              f"{_ranges(sel, ['load', 'beta', 't1'])}")
+    seeds = int(c["count"].min())
+    ev = "; ".join(parts) + f"; {seeds} seeds per setting (95% t-intervals)"
+    if seeds < MIN_SEEDS:
+        ev += f"; fewer than {MIN_SEEDS} seeds: indicative only"
+    conv = gen.dropna(subset=["iterations"]) if "iterations" in gen else gen.iloc[:0]
+    if len(conv):
+        ev += (f"; solver converged in {int(conv.converged.sum())}/{len(conv)} programs "
+               f"(median {conv.iterations.median():.0f} iterations)")
+    n_better = int((c.verdict == "better").sum())
+    return dict(row, status=_status(n_better, len(c)), evidence=ev,
+                parameters="; ".join(params) + f" (n = {_values(c, 'n')})")
+
+
+def decide_claims(df: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
+    """The claims table and the per-setting details behind it. ``config`` is the
+    :class:`StudyConfig` (or just its claim_times)."""
+    claim_times = getattr(config, "claim_times", config)
     weights = df[df.protocol == "weights"]
     auto = df[df.protocol == "autoassoc"]
     c2, hop = claim_hopfield(weights)
@@ -137,5 +197,9 @@ def decide_claims(df: pd.DataFrame, claim_times) -> tuple[pd.DataFrame, dict]:
     c4, d4 = claim_better(auto, "test", claim_times,
                           "Generalization: better than the outer-product rule on fresh "
                           "corrupted samples (not in the training set)")
-    table = pd.DataFrame([claim_w0(weights), c2, c3, c4, claim_index(auto)])
-    return table, {"hopfield": hop, "train": d3, "test": d4}
+    gen = df[df.protocol == "general"]
+    comp = general_comparison(gen)
+    rows = [claim_w0(weights), c2, c3, c4, claim_index(auto)]
+    if len(gen):
+        rows += [claim_general(comp, gen, "train"), claim_general(comp, gen, "test")]
+    return pd.DataFrame(rows), {"hopfield": hop, "train": d3, "test": d4, "general": comp}

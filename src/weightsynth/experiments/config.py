@@ -17,9 +17,12 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-METHOD_NAMES: tuple[str, ...] = (
+BASE_METHODS: tuple[str, ...] = (
     "optimal", "outer_continuous", "outer_discrete", "projection", "storkey", "dense",
 )
+#: Programs synthesized under the general recall indices (issue 4; protocol ``general``).
+GENERAL_METHODS: tuple[str, ...] = ("general-correlation", "general-squared_error")
+METHOD_NAMES: tuple[str, ...] = BASE_METHODS + GENERAL_METHODS
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class StudyConfig:
     n: tuple[int, ...] = (100,)
     loads: tuple[float, ...] = (0.05, 0.1, 0.14, 0.2)
     noise: tuple[float, ...] = (0.05, 0.15, 0.25)
-    beta: tuple[float, ...] = (0.01,)
+    beta: tuple[float, ...] = (0.01, 0.03)
     t1: tuple[float, ...] = (6.0,)
     seeds: int = 20
     seed: int = 0
@@ -42,6 +45,13 @@ class StudyConfig:
     curve_load: float = 0.14
     curve_noise: float = 0.15
     digits_noise: tuple[float, ...] = (0.1, 0.2, 0.3)
+    general_n: int = 32
+    general_loads: tuple[float, ...] = (0.05, 0.1, 0.14, 0.2)
+    general_noise: tuple[float, ...] = (0.15,)
+    general_beta: tuple[float, ...] = (1 / 32,)
+    general_t1: tuple[float, ...] = (1.0, 6.0)
+    general_nodes: int = 26
+    general_max_iter: int = 60
     quick: bool = field(default=False, compare=False)
 
     def __post_init__(self):
@@ -49,10 +59,13 @@ class StudyConfig:
 
 
 #: The quick variant: n = 64 (the digits' size, so compiled solvers are shared), few seeds,
-#: two loads, beta = 1/n; `reproduce --quick` in ~1-2 minutes.
+#: two loads, beta = 1/n, and a tiny general-index study (n = 16, one load, t1 = 1);
+#: `reproduce --quick` in ~2 minutes on 2 cores.
 QUICK_OVERRIDES: dict = dict(
     n=(64,), loads=(0.05, 0.15), noise=(0.15,), beta=(1 / 64,), seeds=5,
-    claim_times=(0.25, 0.5, 2.0, 6.0), curve_load=0.15, digits_noise=(0.25,), quick=True,
+    claim_times=(0.25, 0.5, 2.0, 6.0), curve_load=0.15, digits_noise=(0.25,),
+    general_n=16, general_loads=(0.15,), general_beta=(1 / 16,), general_t1=(1.0,),
+    general_max_iter=40, quick=True,
 )
 
 
@@ -63,8 +76,10 @@ def default_config(quick: bool = False) -> StudyConfig:
 
 
 _TUPLE_INT = {"n"}
-_TUPLE_FLOAT = {"loads", "noise", "beta", "t1", "claim_times", "digits_noise"}
-_INT = {"seeds", "seed", "samples_per_exemplar", "test_samples_per_exemplar", "n_times"}
+_TUPLE_FLOAT = {"loads", "noise", "beta", "t1", "claim_times", "digits_noise",
+                "general_loads", "general_noise", "general_beta", "general_t1"}
+_INT = {"seeds", "seed", "samples_per_exemplar", "test_samples_per_exemplar", "n_times",
+        "general_n", "general_nodes", "general_max_iter"}
 _FLOAT = {"amplitude", "curve_load", "curve_noise"}
 
 
@@ -110,6 +125,13 @@ def _validate(c: StudyConfig) -> None:
     for m in c.methods:
         if m not in METHOD_NAMES:
             raise ValueError(f"unknown method {m!r}; known: {', '.join(METHOD_NAMES)}")
+    _check_scalar("general_n", c.general_n, int, lo=4)
+    _check_list("general_loads", c.general_loads, float, lo=0.0, lo_open=True)
+    _check_list("general_noise", c.general_noise, float, lo=0.0, hi=0.5)
+    _check_list("general_beta", c.general_beta, float, lo=0.0, lo_open=True)
+    _check_list("general_t1", c.general_t1, float, lo=0.0, lo_open=True)
+    _check_scalar("general_nodes", c.general_nodes, int, lo=2)
+    _check_scalar("general_max_iter", c.general_max_iter, int, lo=0)
     if max(c.claim_times) > min(c.t1):
         raise ValueError(f"claim_times must be <= t1 = {min(c.t1)}, got {max(c.claim_times)}")
 

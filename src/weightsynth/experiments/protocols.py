@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..index import evaluate_index
-from .config import METHOD_NAMES
+from .config import BASE_METHODS
 from .data import Samples, cell_rng, digits_exemplars, n_exemplars, noisy_samples, random_exemplars
 from .methods import CONTINUOUS, Task, hopfield_matrix, run_method, training_pairs
 
@@ -81,7 +81,7 @@ def _evaluate(task: Task, splits: dict[str, Samples], ts, methods, base: dict,
 
 
 def autoassoc_cell(*, n: int, load: float, noise: float, beta: float, t1: float, seed: int,
-                   base_seed: int = 0, methods=METHOD_NAMES, samples_per_exemplar: int = 5,
+                   base_seed: int = 0, methods=BASE_METHODS, samples_per_exemplar: int = 5,
                    test_samples_per_exemplar: int = 5, amplitude: float = 0.5,
                    n_times: int = 25, claim_times=(), index: bool = True,
                    pad_K: int | None = None) -> list[dict]:
@@ -108,7 +108,7 @@ def autoassoc_cell(*, n: int, load: float, noise: float, beta: float, t1: float,
 
 
 def digits_cell(*, noise: float, beta: float, t1: float, seed: int, base_seed: int = 0,
-                methods=METHOD_NAMES, samples_per_exemplar: int = 5,
+                methods=BASE_METHODS, samples_per_exemplar: int = 5,
                 test_samples_per_exemplar: int = 5, amplitude: float = 0.5,
                 n_times: int = 25, claim_times=(), index: bool = False) -> list[dict]:
     """Protocol (d): the 8x8 digits, 10 binarized class exemplars, n = 64."""
@@ -201,7 +201,7 @@ def weight_snapshots(*, n: int, load: float, noise: float, beta: float, t1: floa
 
 
 def digits_examples(*, noise: float, beta: float, t1: float, seed: int = 0,
-                    base_seed: int = 0, methods=METHOD_NAMES, samples_per_exemplar: int = 5,
+                    base_seed: int = 0, methods=BASE_METHODS, samples_per_exemplar: int = 5,
                     test_samples_per_exemplar: int = 5, amplitude: float = 0.5,
                     times=(0.5,), n_times: int = 25, claim_times=()) -> dict:
     """Images for the digits figure: exemplars, one fresh corrupted input per class, and

@@ -12,7 +12,7 @@ import itertools
 
 import pandas as pd
 
-from .config import StudyConfig
+from .config import BASE_METHODS, StudyConfig
 from .data import n_exemplars
 from .protocols import PROTOCOLS
 
@@ -30,9 +30,12 @@ def expand_grid(config: StudyConfig) -> dict[str, list[dict]]:
     * digits: digits_noise x beta x t1 x seeds (n = 64 is fixed by the data).
     * weights: loads x {0, curve_noise} x n x beta x t1 x min(seeds, 5) (claims 1 and 2 are
       deterministic properties; a few seeds show their spread).
+    * general: general_loads x general_noise x general_beta x general_t1 x seeds at
+      n = general_n, for the ``general-*`` methods in ``config.methods`` (none: no cells);
+      each cell also runs the other chosen methods (but dense) as paired baselines.
     """
     c, common = config, _common(config)
-    methods = tuple(c.methods)
+    methods = tuple(m for m in c.methods if m in BASE_METHODS)
     extra = dict(common, methods=methods, test_samples_per_exemplar=c.test_samples_per_exemplar)
     seeds = range(c.seeds)
     pairs = list(itertools.product(c.loads, c.noise))
@@ -48,7 +51,23 @@ def expand_grid(config: StudyConfig) -> dict[str, list[dict]]:
                     test_samples_per_exemplar=c.test_samples_per_exemplar)
                for n, ld, nz, b, t1, s in itertools.product(
                    c.n, c.loads, wnoise, c.beta, c.t1, range(min(c.seeds, 5)))]
-    return {"autoassoc": auto, "digits": digits, "weights": weights}
+    grids = {"autoassoc": auto, "digits": digits, "weights": weights}
+    indices = tuple(m.removeprefix("general-") for m in c.methods if m.startswith("general-"))
+    if indices:
+        grids["general"] = _general_cells(c, indices, tuple(m for m in methods
+                                                            if m != "dense"))
+    return {k: v for k, v in grids.items() if v}
+
+
+def _general_cells(c: StudyConfig, indices: tuple, baselines: tuple) -> list[dict]:
+    common = dict(base_seed=c.seed, samples_per_exemplar=c.samples_per_exemplar,
+                  test_samples_per_exemplar=c.test_samples_per_exemplar,
+                  amplitude=c.amplitude, n_times=c.n_times, nodes=c.general_nodes,
+                  max_iter=c.general_max_iter, indices=indices, baselines=baselines)
+    return [dict(common, n=c.general_n, load=ld, noise=nz, beta=b, t1=t1, seed=s)
+            for ld, nz, b, t1, s in itertools.product(
+                c.general_loads, c.general_noise, c.general_beta, c.general_t1,
+                range(c.seeds))]
 
 
 def run_cells(protocol: str, cells: list[dict], progress: bool = True) -> pd.DataFrame:

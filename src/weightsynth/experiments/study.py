@@ -1,5 +1,11 @@
 """The whole study: run every protocol, decide the claims, write table, figures and report.
 
+The grid runs on the Dask sweep engine (:func:`run_engine`; a local cluster by default, or
+an existing cluster by address): each protocol's cells go to the engine's Parquet dataset
+``out/sweep/<protocol>/``, so a rerun with the same ``out`` skips finished cells. The tidy
+table is then rebuilt from that dataset. :func:`run_all` runs the same cells in this
+process, in order (for debugging and tests).
+
 Outputs under ``out``: ``results.parquet`` (the tidy table), ``claims.csv``, one PNG and one
 SVG per figure, and ``report.html``. Every file is written to a temporary name and renamed
 (:func:`weightsynth.storage.atomic_write_bytes`), so an interrupted run leaves no
@@ -12,23 +18,86 @@ import io
 import os
 import platform
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from ..storage import atomic_write_bytes
 from .claims import decide_claims
-from .config import StudyConfig
+from .config import BASE_METHODS, StudyConfig
 from .protocols import digits_examples, weight_snapshots
 from .runner import expand_grid, run_cells
 
+SORT_KEYS = ["protocol", "method", "split", "n", "load", "noise", "beta", "t1", "seed", "t"]
+#: Cell parameters the engine copies into every row; constant settings of the config
+#: (in the report's parameter table), dropped so both runners give the same table.
+ENGINE_COLUMNS = {"cell_key", "base_seed", "samples_per_exemplar",
+                  "test_samples_per_exemplar", "amplitude", "n_times", "pad_K", "nodes",
+                  "max_iter"}
+
+
+def tidy(frames) -> pd.DataFrame:
+    """One table from per-protocol frames: engine-only columns dropped, rows sorted by
+    :data:`SORT_KEYS`, columns in a fixed order (so the same seed gives the same table)."""
+    frames = [f.drop(columns=[c for c in ENGINE_COLUMNS if c in f]) for f in frames
+              if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=SORT_KEYS)
+    df = pd.concat(frames, ignore_index=True)
+    for col in ("converged",):  # None where not defined: keep a float column (nan/0/1)
+        if col in df:
+            df[col] = pd.to_numeric(df[col].astype("float64"), errors="coerce")
+    lead = [c for c in [*SORT_KEYS, "K", "L", "solver"] if c in df]
+    df = df[lead + sorted(set(df.columns) - set(lead))]
+    return df.sort_values(SORT_KEYS, kind="stable", ignore_index=True)
+
 
 def run_all(config: StudyConfig, progress: bool = True) -> pd.DataFrame:
-    """Run every protocol's cells in order; the tidy table of all records."""
-    frames = [run_cells(p, cells, progress) for p, cells in expand_grid(config).items()]
-    df = pd.concat([f for f in frames if len(f)], ignore_index=True)
-    return df.sort_values(["protocol", "method", "split", "n", "load", "noise", "beta", "t1",
-                           "seed", "t"], kind="stable", ignore_index=True)
+    """Run every protocol's cells in this process, in order; the tidy table."""
+    return tidy([run_cells(p, cells, progress) for p, cells in expand_grid(config).items()])
+
+
+def run_engine(config: StudyConfig, out, *, scheduler: str | None = None,
+               workers: int | None = None, progress: bool = True,
+               connect_timeout: float = 10.0) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+    """Run the grid on the Dask sweep engine, one dataset per protocol under ``out/sweep``.
+
+    ``scheduler``: an existing cluster's address; otherwise one ``LocalCluster`` of
+    ``workers`` processes (default: one per core) serves every protocol. Returns the tidy
+    table of the cells of this grid (a dataset may hold others from earlier runs), the
+    failed cells (protocol, params, error_type, message, traceback) and the summaries.
+    """
+    import warnings
+    from contextlib import nullcontext
+
+    from .. import __version__
+    from ..store import CorruptFileWarning
+    from ..sweep import load_errors, load_results, local_cluster, run_sweep
+    from ..sweep_config import cell_key
+
+    grids = expand_grid(config)
+    root = Path(out) / "sweep"
+    manifest = {"study": {k: v for k, v in asdict(config).items()}}
+    frames, errors, summaries = [], [], []
+    ctx = local_cluster(workers) if scheduler is None else nullcontext()
+    with ctx as cluster, warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorruptFileWarning)
+        address = scheduler if scheduler is not None else cluster.scheduler_address
+        for name, cells in grids.items():
+            summaries.append(run_sweep(name, cells, root / name, scheduler=address,
+                                       progress=progress, config=manifest,
+                                       connect_timeout=connect_timeout))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorruptFileWarning)
+        for name, cells in grids.items():
+            keys = {cell_key(name, c, __version__) for c in cells}
+            df = load_results(root / name)
+            frames.append(df[df.cell_key.isin(keys)] if len(df) else df)
+            err = load_errors(root / name)
+            errors.append(err[err.cell_key.isin(keys)])
+    errs = pd.concat(errors, ignore_index=True) if errors else pd.DataFrame()
+    return tidy(frames), errs, summaries
 
 
 def make_figures(df: pd.DataFrame, config: StudyConfig) -> dict[str, dict[str, bytes]]:
@@ -44,7 +113,8 @@ def make_figures(df: pd.DataFrame, config: StudyConfig) -> dict[str, dict[str, b
                             pad_K=pad, test_samples_per_exemplar=c.test_samples_per_exemplar,
                             n_times=c.n_times, claim_times=c.claim_times)
     panels = digits_examples(noise=max(c.digits_noise), beta=beta, t1=t1, base_seed=c.seed,
-                             methods=c.methods, samples_per_exemplar=c.samples_per_exemplar,
+                             methods=[m for m in c.methods if m in BASE_METHODS],
+                             samples_per_exemplar=c.samples_per_exemplar,
                              test_samples_per_exemplar=c.test_samples_per_exemplar,
                              amplitude=c.amplitude, n_times=c.n_times,
                              claim_times=c.claim_times)
@@ -56,6 +126,8 @@ def make_figures(df: pd.DataFrame, config: StudyConfig) -> dict[str, dict[str, b
         "digits": plots.digits_figure(df, panels),
         "weights": plots.weights_figure(df, snap),
     }
+    if (df.protocol == "general").any():
+        figs["general"] = plots.general_figure(df)
     return {name: plots.render(fig) for name, fig in figs.items()}
 
 
@@ -73,15 +145,27 @@ def _parquet_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def run_study(config: StudyConfig, out, progress: bool = True) -> dict:
-    """Run the study and write its outputs under ``out`` (created if missing)."""
+def run_study(config: StudyConfig, out, progress: bool = True, *, engine: bool = True,
+              scheduler: str | None = None, workers: int | None = None,
+              connect_timeout: float = 10.0) -> dict:
+    """Run the study and write its outputs under ``out`` (created if missing).
+
+    ``engine``: run the grid on Dask (:func:`run_engine`); False runs it in this process.
+    Failed cells (engine only) are listed in the report and returned as ``errors``; the
+    table, figures and report are built from the cells that finished.
+    """
     from ..report import build_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    df = run_all(config, progress)
-    claims, details = decide_claims(df, config.claim_times)
+    errors, summaries = pd.DataFrame(), []
+    if engine:
+        df, errors, summaries = run_engine(config, out, scheduler=scheduler, workers=workers,
+                                           progress=progress, connect_timeout=connect_timeout)
+    else:
+        df = run_all(config, progress)
+    claims, details = decide_claims(df, config)
     figures = make_figures(df, config)
     elapsed = time.perf_counter() - start
     _write(out / "results.parquet", _parquet_bytes(df))
@@ -90,7 +174,11 @@ def run_study(config: StudyConfig, out, progress: bool = True) -> dict:
         for fmt, data in f.items():
             _write(out / f"{name}.{fmt}", data)
     meta = {"rows": len(df), "compute time (s)": f"{elapsed:.1f}",
+            "runner": "Dask sweep engine (datasets in sweep/)" if engine else "in-process",
             "python": platform.python_version(), "machine": platform.machine()}
-    page = build_report(config, claims, details, figures, meta)
+    meta.update({f"cells, {s.protocol}": f"{s.total} ({s.skipped} already done, "
+                 f"{s.computed} computed, {s.failed} failed)" for s in summaries})
+    page = build_report(config, claims, details, figures, meta, errors=errors)
     _write(out / "report.html", page.encode("utf-8"))
-    return {"table": df, "claims": claims, "seconds": elapsed, "out": out}
+    return {"table": df, "claims": claims, "seconds": elapsed, "out": out, "errors": errors,
+            "summaries": summaries}
