@@ -2,6 +2,8 @@
 the exact optimum J* = -sum_r g^-1(phi_r).theta_r. References are NumPy products and the
 closed form J*; there are no timings here (see benchmarks/)."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -72,3 +74,23 @@ def test_second_synthesis_with_same_shapes_does_not_recompile(rng):
     phi2, theta2 = _problem(rng, 5, 8)
     ws.synthesize(phi2, theta2, beta=0.7, t1=2.0, steps=10)  # new values, same shapes
     assert _solve_closed_loop._cache_size() == before
+
+
+def test_float32_state_is_not_promoted_by_float64_time():
+    """diffrax keeps t in float64 under x64; no array op of a float32 program may run in
+    float64 (that doubled the cost of float32 synthesis before the fix)."""
+    from weightsynth.activations import Activation
+
+    L, n = 3, 5
+    A = jnp.zeros((L, L), jnp.float32)
+    Z0 = jnp.ones((L, n), jnp.float32)
+    Th = jnp.ones((L, n), jnp.float32)
+    t = jnp.asarray(0.3, jnp.float64)
+    jaxpr = jax.make_jaxpr(
+        lambda t, A: dyn.reduced_rhs(t, A, Z0, Th, jnp.asarray(0.0, jnp.float32),
+                                     jnp.asarray(0.5, jnp.float32), Activation("tanh"))
+    )(t, A)
+    wide = [v for eqn in jaxpr.eqns for v in eqn.outvars
+            if v.aval.dtype == jnp.float64 and v.aval.shape != ()]
+    assert not wide, f"float64 arrays in a float32 right-hand side: {wide}"
+    assert jaxpr.out_avals[0].dtype == jnp.float32

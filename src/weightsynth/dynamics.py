@@ -66,8 +66,12 @@ def closed_loop_rhs(
 
 
 def reduced_states(t, A: Float[Array, "L L"], Z0, Theta, t0) -> Float[Array, "L n"]:
-    r"""Z(t) = e^{-(t - t0)} Z0 + A(t) Theta (eq. 10)."""
-    return jnp.exp(-(t - t0)) * Z0 + A @ Theta
+    r"""Z(t) = e^{-(t - t0)} Z0 + A(t) Theta (eq. 10).
+
+    The decay factor takes Z0's dtype: diffrax keeps times in float64 under x64, and a
+    float64 factor would silently promote a float32 program's whole state to float64.
+    """
+    return jnp.exp(-(t - t0)).astype(Z0.dtype) * Z0 + A @ Theta
 
 
 def reduced_rhs(t, A: Float[Array, "L L"], Z0, Theta, t0, beta, act: Activation):
