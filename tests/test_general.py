@@ -182,7 +182,8 @@ def test_general_study_cell_rows():
     from weightsynth.experiments import PROTOCOLS
 
     rows = PROTOCOLS["general"](n=8, load=0.25, noise=0.1, beta=BETA, t1=T1, seed=0,
-                                indices=("correlation",), n_times=3, nodes=11, max_iter=3,
+                                indices=("correlation",), baselines=(), n_times=3,
+                                nodes=11, max_iter=3,
                                 samples_per_exemplar=2, test_samples_per_exemplar=2)
     assert len(rows) == 2 * 3
     keys = {"method", "n", "L", "noise", "beta", "t1", "seed", "t", "bit_accuracy",

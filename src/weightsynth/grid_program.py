@@ -82,7 +82,10 @@ class GridProgram(Program):
 
     def _run(self, Zq0, ts):
         grid = None if self.solver.adaptive else jnp.asarray(self._grid(), self.dtype)
-        ys, ok, fin = _simulate(self, Zq0, grid, jnp.asarray(ts, self.dtype))
+        # stats (python scalars) would be static under filter_jit: drop them so programs
+        # of one shape share one compiled solver
+        bare = eqx.tree_at(lambda p: p.stats, self, {})
+        ys, ok, fin = _simulate(bare, Zq0, grid, jnp.asarray(ts, self.dtype))
         raise_if_failed(ok, fin, ts, "running the network")
         return np.asarray(ys)
 
