@@ -56,7 +56,8 @@ def test_bad_config_and_unwritable_out(tmp_path):
 def test_tiny_quick_reproduce_end_to_end(tmp_path):
     out = tmp_path / "run"
     args = ["reproduce", "--quick", "--out", str(out), "--loads", "0.05", "--seeds", "2",
-            "--methods", "optimal,outer_continuous,outer_discrete", "--no-progress"]
+            "--methods", "optimal,outer_continuous,outer_discrete", "--no-progress",
+            "--workers", "0"]   # in-process: the engine path is tested below (slow)
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     names = {p.name for p in out.iterdir()}
@@ -77,3 +78,51 @@ def test_tiny_quick_reproduce_end_to_end(tmp_path):
     claims = pd.read_csv(out / "claims.csv")
     assert claims.status.iloc[0] == "held"          # W*(t0) = beta Theta^T Phi
     assert "[held] W*(t0)" in res.output
+
+
+def test_scheduler_with_workers_exits_2(tmp_path):
+    res = runner.invoke(app, ["reproduce", "--out", str(tmp_path), "--scheduler",
+                              "tcp://127.0.0.1:1", "--workers", "2"])
+    assert "--workers sets the size of the local cluster" in _one_line_error(res)
+
+
+def test_failed_cells_exit_1_after_writing(tmp_path, monkeypatch):
+    import weightsynth.experiments.study as study
+
+    errors = pd.DataFrame([dict(cell_key="k", protocol="general", params="{}",
+                                error_type="RuntimeError", message="boom", traceback="",
+                                time="")])
+    seen = {}
+
+    def fake(cfg, path, **kw):
+        seen.update(kw)
+        return {"table": pd.DataFrame({"x": [1]}), "claims": pd.DataFrame(
+            [dict(claim="c", status="held", evidence="", parameters="")]), "seconds": 1.0,
+            "errors": errors, "summaries": []}
+
+    monkeypatch.setattr(study, "run_study", fake)
+    res = runner.invoke(app, ["reproduce", "--out", str(tmp_path), "--quick", "--workers",
+                              "1", "--no-progress"])
+    assert res.exit_code == 1, res.output
+    assert "1 cells failed" in res.stderr
+    assert seen["engine"] is True and seen["workers"] == 1 and seen["scheduler"] is None
+
+
+@pytest.mark.slow
+def test_reproduce_through_the_engine_resumes_and_matches_in_process(tmp_path):
+    args = ["reproduce", "--quick", "--loads", "0.05", "--seeds", "2", "--no-progress",
+            "--methods", "optimal,outer_discrete,storkey,general-correlation"]
+    eng, seq = tmp_path / "engine", tmp_path / "seq"
+    res = runner.invoke(app, [*args, "--out", str(eng), "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    assert "sweep 'general': 2 cells, 2 computed" in res.output
+    assert (eng / "sweep" / "autoassoc" / "manifest.json").is_file()
+    res = runner.invoke(app, [*args, "--out", str(eng), "--workers", "1"])   # resume
+    assert res.exit_code == 0, res.output
+    assert "sweep 'autoassoc': 4 cells, 0 computed, 4 already done" in res.output
+    res = runner.invoke(app, [*args, "--out", str(seq), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    a = pd.read_parquet(eng / "results.parquet")
+    b = pd.read_parquet(seq / "results.parquet")
+    assert "cell_key" not in a and "general-correlation" in set(a.method)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, atol=1e-12)

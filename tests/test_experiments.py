@@ -134,7 +134,7 @@ def test_paired_difference_and_claim_status():
 
 def test_config_defaults_toml_and_validation(tmp_path):
     c = default_config()
-    assert c.n == (100,) and c.beta == (0.01,) and c.seeds >= 20
+    assert c.n == (100,) and c.beta == (0.01, 0.03) and c.seeds >= 20
     f = tmp_path / "s.toml"
     f.write_text("[study]\nloads = [0.1, 0.2]\nseeds = 3\nmethods = ['optimal']\n")
     c2 = load_config(f)
@@ -158,7 +158,63 @@ def test_expand_grid_counts():
     c = with_overrides(default_config(), {"loads": [0.05, 0.1], "noise": [0.1], "seeds": 3,
                                           "curve_load": 0.05, "curve_noise": 0.1})
     g = expand_grid(c)
-    assert len(g["autoassoc"]) == 2 * 3
-    assert len(g["digits"]) == len(c.digits_noise) * 3
-    assert len(g["weights"]) == 2 * 2 * 3
+    assert len(c.beta) == 2
+    assert len(g["autoassoc"]) == 2 * 2 * 3
+    assert len(g["digits"]) == len(c.digits_noise) * 2 * 3
+    assert len(g["weights"]) == 2 * 2 * 2 * 3
     assert {cell["pad_K"] for cell in g["autoassoc"]} == {10}
+    gen = g["general"]
+    assert len(gen) == len(c.general_loads) * len(c.general_t1) * 3
+    assert gen[0]["indices"] == ("correlation", "squared_error")
+    assert "dense" not in gen[0]["baselines"] and "storkey" in gen[0]["baselines"]
+    assert "general" not in expand_grid(with_overrides(c, {"methods": ["optimal"]}))
+
+
+def test_general_protocol_rows_and_paper_index():
+    from weightsynth.general_study import general_study_cell
+
+    rows = general_study_cell(n=8, load=0.25, noise=0.1, beta=0.25, t1=1.0, seed=0,
+                              baselines=("outer_discrete", "projection", "storkey"),
+                              indices=("squared_error",), samples_per_exemplar=2, test_samples_per_exemplar=2, n_times=3,
+                              nodes=6, max_iter=5)
+    df = pd.DataFrame(rows)
+    assert set(df.method) == {"input", "outer_discrete", "projection", "storkey",
+                              "general-squared_error"}
+    assert set(df.protocol) == {"general"} and set(df.split) == {"train", "test"}
+    assert df.bit_accuracy.between(0, 1).all() and df.exact_recall.between(0, 1).all()
+    # the same data as the autoassoc protocol: the corrupted inputs' accuracy is 1 - flips
+    rng = cell_rng("autoassoc", 8, 0.25, 0.1, 0, base_seed=0)
+    ex = random_exemplars(2, 8, rng)
+    tr = noisy_samples(ex, 2, 0.1, 0.5, rng)
+    inp = df[(df.method == "input") & (df.split == "train")].bit_accuracy.iloc[0]
+    assert inp == np.mean(np.sign(tr.inputs) == tr.targets)
+    gen = df.dropna(subset=["iterations"])
+    assert len(gen) == 1 and (gen.t == 1.0).all() and (gen.split == "train").all()
+    assert (gen.iterations <= 5).all() and gen.converged.isin([True, False]).all()
+    # W* minimizes the paper's index: any other program has J >= J* (derivation eq. 8)
+    assert (gen.J >= gen.J_star - 1e-8 * gen.J_star.abs()).all()
+    assert gen.J_star.iloc[0] == pytest.approx(
+        -np.sum(np.arctanh(tr.inputs) * tr.targets), rel=1e-12)
+
+
+def test_general_claim_decided_per_rival_and_load():
+    from weightsynth.experiments.claims import claim_general, general_comparison
+
+    rng = np.random.default_rng(2)
+    rows = []
+    for load, gain in ((0.1, 0.1), (0.2, -0.1)):
+        for s in range(20):
+            base = dict(protocol="general", n=32, load=load, noise=0.15, beta=0.03, t1=1.0,
+                        seed=s, split="test")
+            acc = 0.8 + 0.01 * rng.standard_normal()
+            rows += [dict(base, method="storkey", t=np.nan, bit_accuracy=acc),
+                     dict(base, method="general-correlation", t=1.0, bit_accuracy=acc + gain),
+                     dict(base, method="general-correlation", t=0.5, bit_accuracy=0.0)]
+    gen = pd.DataFrame(rows)
+    comp = general_comparison(gen)
+    assert list(comp.verdict) == ["better", "worse"]          # only t = t1 is compared
+    assert comp["mean"].to_numpy() == pytest.approx([0.1, -0.1])
+    row = claim_general(comp, gen, "test")
+    assert row["status"] == SOME
+    assert "correlation vs storkey better: load in {0.1}" in row["parameters"]
+    assert claim_general(comp, gen, "train")["status"] == "not measured"

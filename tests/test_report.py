@@ -70,3 +70,25 @@ def test_claims_html_colours_status():
     assert html.count("<tr class='held'>") == 1
     assert html.count("<tr class='some'>") == 1
     assert html.count("<tr class='not-held'>") == 1
+
+
+def test_report_lists_failed_cells_and_general_section():
+    comp = pd.DataFrame([dict(method="general-correlation", rival="storkey", split="test",
+                              n=32, load=0.1, noise=0.15, beta=0.03, t1=1.0, mean=0.02,
+                              lo=0.01, hi=0.03, count=20, verdict="better")])
+    errors = pd.DataFrame([dict(cell_key="k", protocol="general", params='{"seed": 3}',
+                                error_type="SolveError", message="a <bad> solve",
+                                traceback="", time="")])
+    page = build_report(default_config(quick=True), _claims(), {"general": comp}, {},
+                        {"rows": 1}, errors=errors)
+    assert "Failed cells" in page and "1 cells failed" in page
+    assert "a &lt;bad&gt; solve" in page and "SolveError" in page
+    assert "General recall indices" in page and "1 are significantly better" in page
+    clean = build_report(default_config(quick=True), _claims(), {}, {}, {"rows": 1})
+    assert "Failed cells" not in clean and "General recall indices" not in clean
+    fig = plots.general_figure(pd.DataFrame([
+        dict(protocol="general", method=m, split=sp, n=16, load=ld, noise=0.15, beta=0.06,
+             t1=1.0, seed=s, t=1.0 if m.startswith("general") else np.nan,
+             bit_accuracy=0.9) for m in ("general-correlation", "storkey")
+        for sp in ("train", "test") for ld in (0.1, 0.2) for s in range(3)]))
+    assert plots.render(fig)["png"][:4] == b"\x89PNG"
