@@ -175,8 +175,8 @@ def test_general_protocol_rows_and_paper_index():
 
     rows = general_study_cell(n=8, load=0.25, noise=0.1, beta=0.25, t1=1.0, seed=0,
                               baselines=("outer_discrete", "projection", "storkey"),
-                              indices=("squared_error",), samples_per_exemplar=2, test_samples_per_exemplar=2, n_times=3,
-                              nodes=6, max_iter=5)
+                              indices=("squared_error",), samples_per_exemplar=2,
+                              test_samples_per_exemplar=2, n_times=3, nodes=6, max_iter=5)
     df = pd.DataFrame(rows)
     assert set(df.method) == {"input", "outer_discrete", "projection", "storkey",
                               "general-squared_error"}

@@ -203,10 +203,12 @@ def general_figure(df: pd.DataFrame):
     for i, (b, t1) in enumerate(settings):
         for ax, split in zip(axes[i], ("train", "test"), strict=True):
             s = _pick(d, beta=b, t1=t1, split=split)
-            for m in [m for m in COLORS if m in set(s.method)]:
+            shown = [m for m in COLORS if m in set(s.method)]
+            for k, m in enumerate(shown):
                 r = summarize(s[s.method == m], ["load"], "bit_accuracy")
                 general = m.startswith("general-")
-                ax.errorbar(r.load, r["mean"], yerr=[r["mean"] - r.lo, r.hi - r["mean"]],
+                dodge = 0.002 * (k - (len(shown) - 1) / 2)   # keep the error bars apart
+                ax.errorbar(r.load + dodge, r["mean"], yerr=[r["mean"] - r.lo, r.hi - r["mean"]],
                             color=COLORS[m], marker="o" if general else ".", ms=4,
                             lw=2 if general else 1, ls="-" if general else "--",
                             label=LABELS.get(m, m))
