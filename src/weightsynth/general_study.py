@@ -42,15 +42,23 @@ def _rows(ts, states, outputs, targets, base: dict) -> list[dict]:
     return rows
 
 
-def _solve_rows(name, solve, train, test, ts, base, beta, t1, start, nodes, max_iter):
+def _solve_rows(name, solve, train, test, ts, base, beta, t1, start, nodes, max_iter, pad):
     """Synthesize under index ``name``; recall rows on both splits. The last train row
     carries J_index (the index it minimized), converged, iterations, residual, and the
-    paper's index J (eq. 3) of this program with J* and the excess J - J*."""
-    problem = Problem(train.inputs, train.targets, name, beta=beta, t1=t1)
+    paper's index J (eq. 3) of this program with J* and the excess J - J*.
+
+    The training pairs are zero-padded to ``pad`` rows: a pair phi = 0, theta = 0 starts at
+    z = 0 and stays there (g(0) = 0), costs nothing under every index here and has a zero
+    costate, so the padding is exact; it lets every load share one compiled solver."""
+    from .experiments.methods import _pad
+
+    phi, theta = _pad(train.inputs, pad), _pad(train.targets, pad)
+    problem = Problem(phi, theta, name, beta=beta, t1=t1)
     res = solve(problem, W0=start, nodes=nodes, max_iter=max_iter)
     rows: list[dict] = []
     for split, s in (("train", train), ("test", test)):
-        Z = np.asarray(res.program.trajectory(s.inputs, ts))
+        B = len(s.inputs)
+        Z = np.asarray(res.program.trajectory(_pad(s.inputs, pad), ts))[:, :B]
         part = _rows(ts, Z, np.asarray(problem.activation.g(Z)), s.targets,
                      dict(base, method=f"general-{name}", split=split))
         if split == "train":
@@ -67,7 +75,7 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
                        baselines=BASELINES, solver: str = "sweep",
                        samples_per_exemplar: int = 5, test_samples_per_exemplar: int = 5,
                        amplitude: float = 0.5, n_times: int = 25, nodes: int = 26,
-                       max_iter: int = 60) -> list[dict]:
+                       max_iter: int = 60, pad_K: int | None = None) -> list[dict]:
     """One cell: programs under each index in ``indices`` and the ``baselines`` (names of
     :data:`weightsynth.experiments.METHODS`), recall on train and test inputs.
 
@@ -75,9 +83,11 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
     split ("train"/"test"), solver, n, K, L, load, noise, beta, t1, seed, t, bit_accuracy,
     overlap, exact_recall; see :func:`_solve_rows` for the extra keys of the last train row.
     Times: ``n_times`` equally spaced on [0, t1] (the general programs target t1).
+    ``pad_K``: solve as if there were that many exemplars (exact zero padding, see
+    :func:`_solve_rows`), so cells of different loads share compiled solvers.
     """
     from .experiments.data import cell_rng, n_exemplars, noisy_samples, random_exemplars
-    from .experiments.methods import Task
+    from .experiments.methods import Task, training_pairs
     from .experiments.protocols import _evaluate
 
     if solver not in ("sweep", "direct"):
@@ -94,14 +104,19 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
     base = dict(protocol="general", n=n, K=K, L=len(train.inputs), load=float(load),
                 noise=float(noise), beta=float(beta), t1=float(t1), seed=int(seed))
     rows: list[dict] = []
+    pK = max(K, pad_K or 0)
+    pad = pK * max(samples_per_exemplar, test_samples_per_exemplar)
     if baselines:
         task = Task(ex, train.inputs, train.targets, float(beta), float(t1),
-                    seed=int(rng.integers(2**31)))
+                    seed=int(rng.integers(2**31)), pad_L=pK * samples_per_exemplar)
         rows += _evaluate(task, {"train": train, "test": test}, ts, tuple(baselines), base,
-                          index=False)
+                          index=False,
+                          batch=pK * (samples_per_exemplar + test_samples_per_exemplar))
     solve = sweep_synthesize if solver == "sweep" else direct_synthesize
-    start = synthesize(train.inputs, train.targets, beta=float(beta), t1=float(t1))
+    start = synthesize(*training_pairs(Task(ex, train.inputs, train.targets, float(beta),
+                                            float(t1), pad_L=pad)),
+                       beta=float(beta), t1=float(t1))
     for name in indices:
         rows += _solve_rows(name, solve, train, test, ts, dict(base, solver=solver),
-                            float(beta), float(t1), start, nodes, max_iter)
+                            float(beta), float(t1), start, nodes, max_iter, pad)
     return rows
