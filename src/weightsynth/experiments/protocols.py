@@ -138,16 +138,10 @@ def _batch(K: int, spe: int, tspe: int) -> int:
     return K * (spe + 2 * tspe)
 
 
-def weights_cell(*, n: int, load: float, noise: float, beta: float, t1: float, seed: int,
-                 base_seed: int = 0, samples_per_exemplar: int = 5, amplitude: float = 0.5,
-                 n_times: int = 25, claim_times=(), test_samples_per_exemplar: int = 5,
-                 pad_K: int | None = None) -> list[dict]:
-    r"""Protocol (e): W*(t) against beta Theta^T Phi at t0 and against W_H over t.
-
-    Rows carry ``w_t0_err`` = max |W*(t0) - beta Theta^T Phi| (at t = t0 only),
-    ``w_hopfield_rel`` = ||W*(t) - W_H||_F / ||W_H||_F, ``output_err`` = max_r ||g(z_r(t)) -
-    theta_r||_inf and the training ``bit_accuracy``.
-    """
+def _optimal_run(*, n, load, noise, beta, t1, seed, base_seed, samples_per_exemplar,
+                 amplitude, n_times, claim_times, test_samples_per_exemplar, pad_K):
+    """The autoassoc training data of one cell and the optimal program's run on it (shared
+    by ``weights_cell`` and ``weight_snapshots``, so both see the same data and solver)."""
     rng = cell_rng("autoassoc", n, float(load), float(noise), seed, base_seed=base_seed)
     K = n_exemplars(load, n)
     ex = random_exemplars(K, n, rng)
@@ -158,6 +152,24 @@ def weights_cell(*, n: int, load: float, noise: float, beta: float, t1: float, s
     ts = time_grid(t1, n_times, claim_times)
     rec = run_method("optimal", task, train.inputs, ts,
                      batch=_batch(pK, samples_per_exemplar, test_samples_per_exemplar))
+    return K, train, task, ts, rec
+
+
+def weights_cell(*, n: int, load: float, noise: float, beta: float, t1: float, seed: int,
+                 base_seed: int = 0, samples_per_exemplar: int = 5, amplitude: float = 0.5,
+                 n_times: int = 25, claim_times=(), test_samples_per_exemplar: int = 5,
+                 pad_K: int | None = None) -> list[dict]:
+    r"""Protocol (e): W*(t) against beta Theta^T Phi at t0 and against W_H over t.
+
+    Rows carry ``w_t0_err`` = max |W*(t0) - beta Theta^T Phi| (at t = t0 only),
+    ``w_hopfield_rel`` = ||W*(t) - W_H||_F / ||W_H||_F, ``output_err`` = max_r ||g(z_r(t)) -
+    theta_r||_inf and the training ``bit_accuracy``.
+    """
+    K, train, task, ts, rec = _optimal_run(
+        n=n, load=load, noise=noise, beta=beta, t1=t1, seed=seed, base_seed=base_seed,
+        samples_per_exemplar=samples_per_exemplar, amplitude=amplitude, n_times=n_times,
+        claim_times=claim_times, test_samples_per_exemplar=test_samples_per_exemplar,
+        pad_K=pad_K)
     Ws = rec.program.weights(ts)
     WH = hopfield_matrix(task)
     Z = rec.states
@@ -184,18 +196,13 @@ def weight_snapshots(*, n: int, load: float, noise: float, beta: float, t1: floa
                      claim_times=()) -> dict:
     """W*(t) at a few ``times`` and W_H, for the heatmap figure (same data as
     ``weights_cell``). Times snap to the cell's time grid, so no solver is recompiled."""
-    rng = cell_rng("autoassoc", n, float(load), float(noise), seed, base_seed=base_seed)
-    K = n_exemplars(load, n)
-    ex = random_exemplars(K, n, rng)
-    train = noisy_samples(ex, samples_per_exemplar, noise, amplitude, rng)
-    pK = max(K, pad_K or 0)
-    task = Task(ex, train.inputs, train.targets, float(beta), float(t1),
-                pad_L=pK * samples_per_exemplar)
-    grid = time_grid(t1, n_times, claim_times)
+    _, _, task, grid, rec = _optimal_run(
+        n=n, load=load, noise=noise, beta=beta, t1=t1, seed=seed, base_seed=base_seed,
+        samples_per_exemplar=samples_per_exemplar, amplitude=amplitude, n_times=n_times,
+        claim_times=claim_times, test_samples_per_exemplar=test_samples_per_exemplar,
+        pad_K=pad_K)
     want = np.asarray(times if times is not None else np.linspace(0, t1, 4), float)
     times = grid[np.unique([int(np.argmin(np.abs(grid - t))) for t in want])]
-    rec = run_method("optimal", task, train.inputs, grid,
-                     batch=_batch(pK, samples_per_exemplar, test_samples_per_exemplar))
     return {"times": times, "W": rec.program.weights(grid)[np.isin(grid, times)],
             "W_H": hopfield_matrix(task)}
 
