@@ -33,9 +33,9 @@ def run(n: int, L: int, steps: int, dtype_name: str, repeats: int, solver: str) 
     def call():
         return ws.synthesize(phi, theta, beta=beta, t1=1.0, steps=steps, solver=solver)
 
-    cache0 = _solve_closed_loop._cache_size()
+    cache0 = c.cache_size(_solve_closed_loop)
     first, _, _ = c.timed(call)
-    cache1 = _solve_closed_loop._cache_size()
+    cache1 = c.cache_size(_solve_closed_loop)
     g_wall, g_cpu = c.gemm_time(c.synthesis_gemms(n, L), dtype)
     wall, cpu, prog = c.timed(call, repeats)
     g_wall2, g_cpu2 = c.gemm_time(c.synthesis_gemms(n, L), dtype)
@@ -52,8 +52,8 @@ def run(n: int, L: int, steps: int, dtype_name: str, repeats: int, solver: str) 
         "efficiency": evals * g_wall / wall,
         "efficiency_cpu_time": evals * g_cpu / cpu,
         "compile_s": max(first - wall, 0.0),
-        "recompiled_on_second_call": _solve_closed_loop._cache_size() != cache1,
-        "compilations_first_call": cache1 - cache0,
+        "recompiled_on_second_call": c.cache_size(_solve_closed_loop) != cache1,
+        "compilations_first_call": None if cache1 is None else cache1 - cache0,
         "program_bytes": prog.nbytes, "peak_rss_bytes": c.peak_rss_bytes(), **c.env_report(),
     }
 

@@ -106,9 +106,9 @@ def test_query_checks(case):
 
 def test_program_is_immutable(case):
     prog, _, _ = case
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(TypeError, match="immutable"):
         prog.X[0, 0, 0] = 1.0
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(TypeError, match="immutable"):
         prog.Theta[0, 0] = 1.0
     with pytest.raises(dataclasses.FrozenInstanceError):
         prog.beta = 2.0

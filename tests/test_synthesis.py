@@ -9,6 +9,7 @@ r"""Synthesis of the optimal program, checked against closed forms and independe
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -162,7 +163,8 @@ def test_stored_program_is_small(coords):
     T = prog.ts.shape[0]
     assert prog.X.shape == (T, L, min(L, n))
     assert prog.Z0.shape == prog.Theta.shape == (L, n)
-    arrays = [getattr(prog, k) for k in vars(prog) if isinstance(getattr(prog, k), np.ndarray)]
+    arrays = [getattr(prog, k) for k in vars(prog)
+              if isinstance(getattr(prog, k), (np.ndarray, jax.Array))]
     assert len(arrays) >= 4
     assert not any(a.shape[-2:] == (n, n) for a in arrays)
     if L < n:

@@ -155,16 +155,20 @@ class WeightProgram(Program):
     coordinates A(t) if ``coords == "reduced"``, or (T, L, n) states Z(t) if
     ``coords == "direct"``, ``solver`` the integration settings (reused by ``recall``), and
     ``stats`` (solver steps taken).
+
+    The four arrays are (immutable) JAX arrays on the device that computed or loaded them:
+    a program synthesized on a GPU stays there, and recall runs there without copying it
+    back and forth. ``np.asarray(prog.X)`` gives a host copy.
     """
 
     activation: Activation
     beta: float
     t0: float
     t1: float
-    Z0: np.ndarray
-    Theta: np.ndarray
-    ts: np.ndarray
-    X: np.ndarray
+    Z0: jax.Array
+    Theta: jax.Array
+    ts: jax.Array
+    X: jax.Array
     coords: str
     solver: SolverConfig
     stats: dict = eqx.field(default_factory=dict)
@@ -172,7 +176,14 @@ class WeightProgram(Program):
 
     def __post_init__(self):
         for name in ("Z0", "Theta", "ts", "X"):
-            getattr(self, name).setflags(write=False)
+            value = getattr(self, name)
+            arr = jnp.asarray(value)
+            if arr.dtype != np.dtype(value.dtype):
+                raise ValueError(
+                    f"the program's {name} is {np.dtype(value.dtype)}, which JAX holds only "
+                    "with 64-bit mode on: call jax.config.update('jax_enable_x64', True) first"
+                )
+            setattr(self, name, arr)
 
     @property
     def n(self) -> int:
@@ -238,7 +249,7 @@ class WeightProgram(Program):
         return np.asarray(ys)
 
     def _file_contents(self):
-        tensors = {"Z0": self.Z0, "Theta": self.Theta, "ts": self.ts, "X": self.X}
+        tensors = {k: np.asarray(getattr(self, k)) for k in ("Z0", "Theta", "ts", "X")}
         meta = {"beta": repr(self.beta), "L": str(self.L), "coords": self.coords,
                 "stats": json.dumps(self.stats)}
         return tensors, meta

@@ -13,7 +13,6 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from . import dynamics as dyn
 from ._validation import check_interval, check_pair, check_positive, resolve_dtype
@@ -102,8 +101,8 @@ def synthesize(
     )
     raise_if_failed(ok, finite, grid, "synthesis (closed-loop solve of S)")
     return WeightProgram(
-        activation=act, beta=beta, t0=t0, t1=t1, Z0=np.asarray(Z0), Theta=np.asarray(Theta),
-        ts=grid.astype(dt), X=np.asarray(ys), coords=coords,
+        activation=act, beta=beta, t0=t0, t1=t1, Z0=Z0, Theta=Theta,
+        ts=jnp.asarray(grid, dt), X=ys, coords=coords,
         solver=SolverConfig(solver=solver, steps=steps, rtol=rtol, atol=atol,
                             max_steps=max_steps),
         stats={"num_steps": int(num_steps)},
