@@ -105,6 +105,34 @@ def accuracy_record(n, L, steps, precision):
             "synthesize_s_incl_compile": synth_s, **c.env_report()}
 
 
+def loop_record(n, L, evals, precision, gemms_only):
+    """The bare inner loop for comparison: ``evals`` Euler steps of S's reduced field in a
+    ``lax.fori_loop`` (no diffrax, no validation, no stored trajectory). With ``gemms_only``
+    the field keeps the two GEMMs and drops the elementwise work (decay term and g), which
+    isolates what the L x n elementwise passes cost at this GEMM rate."""
+    phi, theta, beta = c.problem(n, L, np.float32)
+    Z0, Theta = jnp.arctanh(jnp.asarray(phi)), jnp.asarray(theta)
+    h = jnp.float32(1.0 / evals)
+
+    def field(i, A):
+        if gemms_only:
+            G = A @ Theta
+        else:
+            G = jnp.tanh(jnp.exp(-i * h) * Z0 + A @ Theta)
+        return A + h * (-A + jnp.float32(beta) * (G @ G.T))
+
+    with jax.default_matmul_precision(precision):
+        run = jax.jit(lambda A: jax.lax.fori_loop(0, evals, field, A))
+        A0 = jnp.full((L, L), 1e-3, jnp.float32)
+        first, _, _ = c.timed(lambda: run(A0))
+        wall, _, _ = c.timed(lambda: run(A0), 2)
+        g_wall, _ = c.gemm_time(c.synthesis_gemms(n, L), np.float32)
+    return {"benchmark": "gpu_bare_loop", "n": n, "L": L, "evals": evals,
+            "precision": precision, "gemms_only": gemms_only, "achieved_s": wall,
+            "ideal_s": evals * g_wall, "efficiency": evals * g_wall / wall,
+            "compile_s": max(first - wall, 0.0), **c.env_report()}
+
+
 def guarded(fn, *args):
     try:
         emit(fn(*args))
@@ -119,26 +147,38 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run on a CPU)")
     p.add_argument("--out", default=None)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--parts", default="big,accuracy,small",
+                   help="comma-separated: big, accuracy, small, loops")
+    p.add_argument("--precisions", default="default,highest")
+    p.add_argument("--grams", default="blocked,plain")
     a = p.parse_args(argv)
+    parts, precisions = a.parts.split(","), a.precisions.split(",")
     _OUT = a.out
     dev = jax.devices()[0]
     emit({"benchmark": "gpu_device", "device": str(dev), "kind": dev.device_kind,
           "platform": dev.platform, **c.env_report()})
     big = (512, 256, 10) if a.quick else (16384, 2048, 200)
     small = (256, 128, 10) if a.quick else (2048, 256, 200)
-    for precision in ("default", "highest"):
-        for gram in ("blocked", "plain"):
-            guarded(synthesis_record, *big, precision, gram, a.repeats)
-    for precision in ("default", "highest"):
-        guarded(accuracy_record, small[0], small[1], 40, precision)
-    set_gram("blocked")
-    guarded(lambda: {**bench_synthesis.run(*small, "float32", a.repeats, "tsit5"),
-                     "benchmark": "gpu_synthesis_target1_size"})
-    guarded(lambda: {**bench_synthesis.run(*small, "float64", a.repeats, "tsit5"),
-                     "benchmark": "gpu_synthesis_target1_size"})
-    B = 512 if a.quick else 4096
-    guarded(lambda: {**bench_recall.run(small[0], small[1], B, 20, "float32", a.repeats),
-                     "benchmark": "gpu_recall"})
+    if "big" in parts:
+        for precision in precisions:
+            for gram in a.grams.split(","):
+                guarded(synthesis_record, *big, precision, gram, a.repeats)
+    if "loops" in parts:
+        evals = c.evals_per_solve("tsit5", big[2])
+        for precision in precisions:
+            for gemms_only in (False, True):
+                guarded(loop_record, big[0], big[1], evals, precision, gemms_only)
+    if "accuracy" in parts:
+        for precision in precisions:
+            guarded(accuracy_record, small[0], small[1], 40, precision)
+    if "small" in parts:
+        set_gram("blocked")
+        for dt in ("float32", "float64"):
+            guarded(lambda dt=dt: {**bench_synthesis.run(*small, dt, a.repeats, "tsit5"),
+                                   "benchmark": "gpu_synthesis_target1_size"})
+        B = 512 if a.quick else 4096
+        guarded(lambda: {**bench_recall.run(small[0], small[1], B, 20, "float32", a.repeats),
+                         "benchmark": "gpu_recall"})
 
 
 if __name__ == "__main__":
