@@ -2,13 +2,23 @@
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from weightsynth.store import CorruptFileWarning, SweepStore, load_errors, load_results
+from weightsynth.store import (
+    CorruptFileWarning,
+    SweepStore,
+    load_errors,
+    load_results,
+    load_results_table,
+)
 from weightsynth.sweep_config import cell_key
 
 
@@ -121,3 +131,86 @@ def test_missing_folder_and_unwritable_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="cannot create sweep folder"):
         SweepStore(tmp_path / "file" / "sub")
+
+
+# ---- one driver per folder --------------------------------------------------------------
+def test_second_driver_on_the_same_folder_is_refused_with_the_holder_named(tmp_path):
+    from weightsynth.sweep import SweepError, run_sweep
+
+    with SweepStore(tmp_path).lock():
+        with pytest.raises(SweepError, match=rf"another sweep driver .* \(pid {os.getpid()} "):
+            run_sweep("selftest", [{"x": 1}], tmp_path, progress=False)
+    with SweepStore(tmp_path).lock():  # released on exit: a later driver gets it
+        pass
+    assert load_results_table(tmp_path).num_rows == 0  # the refused run wrote nothing
+
+
+def test_lock_of_a_killed_driver_is_not_stale(tmp_path):
+    code = ("import sys, time; from weightsynth.store import SweepStore\n"
+            "with SweepStore(sys.argv[1]).lock():\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ValueError, match=f"pid {holder.pid} "):
+            with SweepStore(tmp_path).lock():
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with SweepStore(tmp_path).lock():  # the kernel released the killed holder's lock
+        pass
+
+
+def test_cli_sweep_on_a_locked_folder_exits_2_with_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from weightsynth.cli import app
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('protocol = "selftest"\n[grid]\nx = [1]\n')
+    with SweepStore(tmp_path / "o").lock():
+        res = CliRunner().invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "another sweep driver" in lines[0]
+
+
+# ---- the readers in docs/sweeps.md ("Loading the results") ------------------------------
+def _doc_store(tmp_path):
+    store = SweepStore(tmp_path)
+    rows = [{"cell_key": f"k{i}", "method": m, "load": ld, "bit_accuracy": 0.5 + i / 10}
+            for i, (m, ld) in enumerate([("hebb", 0.1), ("hebb", 0.2), ("optimal", 0.1)])]
+    store.write_batch("results", ["k0", "k1"], rows[:2])
+    # a later protocol version adds a column: DuckDB's union_by_name takes both
+    store.write_batch("results", ["k2"], [{**rows[2], "noise": 0.05}])
+    (tmp_path / "results" / ".part-left-over.tmp").write_bytes(b"PAR1 truncated")
+    return rows
+
+
+def test_documented_pandas_and_pyarrow_readers_skip_temporary_files(tmp_path):
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    rows = _doc_store(tmp_path)
+    df = pd.read_parquet(tmp_path / "results")
+    table = ds.dataset(tmp_path / "results", format="parquet").to_table()
+    assert sorted(df.cell_key) == sorted(table.column("cell_key").to_pylist()) == \
+        [r["cell_key"] for r in rows]
+    with pytest.warns(CorruptFileWarning, match="partial file"):
+        assert sorted(load_results(tmp_path).cell_key) == ["k0", "k1", "k2"]
+
+
+def test_documented_duckdb_query_reads_the_dataset(tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    rows = _doc_store(tmp_path)
+    docs = Path(__file__).parents[1] / "docs" / "sweeps.md"
+    sql = docs.read_text().split("DuckDB:\n\n```sql\n", 1)[1].split("```", 1)[0]
+    sql = sql.replace("results/results/part-*.parquet", f"{tmp_path}/results/part-*.parquet")
+    got = sorted(duckdb.sql(sql).fetchall())
+    want = sorted((r["method"], r["load"], r["bit_accuracy"]) for r in rows)
+    assert [g[:2] for g in got] == [w[:2] for w in want]
+    np.testing.assert_allclose([g[2] for g in got], [w[2] for w in want])
+    noise = duckdb.sql(f"SELECT noise FROM read_parquet('{tmp_path}/results/part-*.parquet', "
+                       "union_by_name = true) ORDER BY cell_key").fetchall()
+    assert noise == [(None,), (None,), (0.05,)]

@@ -3,6 +3,7 @@
 Layout of ``DIR``::
 
     DIR/manifest.json            config, package version and environment of each run
+    DIR/.lock                    held (flock) by the one driver writing to DIR
     DIR/results/part-*.parquet   tidy records, one file per finished batch of cells
     DIR/errors/part-*.parquet    cells that raised: parameters, error and traceback
 
@@ -13,12 +14,20 @@ its key is listed by a readable results file. A file that is not readable or lac
 metadata (truncated, corrupt, a left-over temporary file, a foreign file) is reported with
 :class:`CorruptFileWarning` and ignored: never read as results, and its cells run again.
 
+One driver at a time: :meth:`SweepStore.lock` takes an exclusive ``flock`` on
+``DIR/.lock`` for the whole run, so a second ``weightsynth sweep`` on the same folder stops
+at once with an error naming the holder. The kernel drops the lock when its process ends,
+however it ends, so a killed driver leaves no stale lock. (Where ``flock`` is unavailable,
+as on some network file systems, a second driver would compute cells twice but still
+never show duplicates: see below.)
+
 Reading deduplicates by cell: the rows of a cell key come from the first file (in name
 order, i.e. write order) that lists it. The engine also never writes a done key again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -42,6 +51,7 @@ from .storage import atomic_write_bytes
 FORMAT = "weightsynth.sweep"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 _META = b"weightsynth.sweep"
 _KINDS = ("results", "errors")
 
@@ -155,6 +165,37 @@ class SweepStore:
         path = self.root / kind / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         atomic_write_bytes(path, buf.getvalue())
         return path
+
+    # -- one driver at a time -------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold DIR's driver lock for the ``with`` block; ``ValueError`` if another holds it."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no driver lock (reads still deduplicate)
+            yield
+            return
+        path = self.root / LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "unknown"
+                raise ValueError(f"another sweep driver is writing to {str(self.root)!r} "
+                                 f"({holder}); wait for it to finish or choose another "
+                                 "output folder") from None
+            except OSError:  # flock unsupported here (some network file systems)
+                yield
+                return
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {platform.node()} since {_now()}".encode(), 0)
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # closing releases the flock
 
     # -- manifest --------------------------------------------------------------------
     def read_manifest(self) -> tuple[dict, BadFile | None]:

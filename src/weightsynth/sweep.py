@@ -370,24 +370,29 @@ def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str |
         store = SweepStore(out_dir)
     except ValueError as exc:
         raise SweepError(str(exc)) from None
-    done, bad = store.done_keys()
-    manifest_bad = store.read_manifest()[1]
-    bad = bad + ([manifest_bad] if manifest_bad else [])
-    for b in bad:
-        warnings.warn(str(b), CorruptFileWarning, stacklevel=2)
-    pending = [(k, p) for k, p in keyed.items() if k not in done]
-    run = new_run(name, config if config is not None else {"protocol": name}, len(keyed))
-    store.record_run(run)
-    computed = failed = 0
-    if pending:
-        spec = protocol if isinstance(protocol, str) else fn
-        batcher = _Batcher(store, name, batch_size, flush_seconds, done, on_batch)
-        with _client(scheduler, workers, connect_timeout) as client:
-            run["cluster"] = {"scheduler": scheduler or "local",
-                              "threads": sum(client.nthreads().values())}
-            computed, failed = _execute(client, spec, pending, batcher, x64=_driver_x64(),
-                                        progress=progress)
-    summary = SweepSummary(Path(out_dir), name, len(keyed), len(keyed) - len(pending),
-                           computed, failed, time.monotonic() - t_start, tuple(bad))
-    store.record_run(finish_run(run, summary.as_dict()))
-    return summary
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(store.lock())
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
+        done, bad = store.done_keys()
+        manifest_bad = store.read_manifest()[1]
+        bad = bad + ([manifest_bad] if manifest_bad else [])
+        for b in bad:
+            warnings.warn(str(b), CorruptFileWarning, stacklevel=2)
+        pending = [(k, p) for k, p in keyed.items() if k not in done]
+        run = new_run(name, config if config is not None else {"protocol": name}, len(keyed))
+        store.record_run(run)
+        computed = failed = 0
+        if pending:
+            spec = protocol if isinstance(protocol, str) else fn
+            batcher = _Batcher(store, name, batch_size, flush_seconds, done, on_batch)
+            with _client(scheduler, workers, connect_timeout) as client:
+                run["cluster"] = {"scheduler": scheduler or "local",
+                                  "threads": sum(client.nthreads().values())}
+                computed, failed = _execute(client, spec, pending, batcher, x64=_driver_x64(),
+                                            progress=progress)
+        summary = SweepSummary(Path(out_dir), name, len(keyed), len(keyed) - len(pending),
+                               computed, failed, time.monotonic() - t_start, tuple(bad))
+        store.record_run(finish_run(run, summary.as_dict()))
+        return summary
