@@ -141,3 +141,31 @@ def test_constant_program_checks():
         ws.ConstantProgram(np.array([[1.0, np.inf], [0.0, 1.0]]))
     with pytest.raises(ValueError, match="unknown activation 'relu6'"):
         ws.ConstantProgram(np.eye(2), activation="relu6")
+
+
+def test_program_arrays_live_on_the_device_and_survive_a_file(case, tmp_path):
+    """Synthesis leaves the program's arrays as JAX arrays (on the GPU when there is one);
+    saving copies them to the host and loading gives the same numbers back."""
+    import jax
+
+    prog, _, _ = case
+    assert all(isinstance(getattr(prog, k), jax.Array) for k in ("Z0", "Theta", "ts", "X"))
+    prog.save(tmp_path / "p.safetensors")
+    back = ws.load_program(tmp_path / "p.safetensors")
+    for k in ("Z0", "Theta", "ts", "X"):
+        np.testing.assert_array_equal(np.asarray(getattr(back, k)), np.asarray(getattr(prog, k)))
+
+
+def test_float64_file_without_x64_is_refused_not_truncated(case, tmp_path):
+    import subprocess
+    import sys
+
+    prog, _, _ = case
+    assert prog.dtype == np.float64
+    prog.save(tmp_path / "p.safetensors")
+    code = ("import weightsynth as ws, sys\n"
+            "try:\n    ws.load_program(sys.argv[1])\n"
+            "except ValueError as e:\n    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.safetensors")],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.startswith("refused:") and "jax_enable_x64" in out

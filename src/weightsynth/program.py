@@ -106,6 +106,11 @@ class Program(eqx.Module):
         """Load a program saved by :meth:`save`; the file is validated first."""
         tensors, meta = load_program_file(path)
         require(meta, tensors, ("kind", "activation", "gain", "t0", "t1", "n", "solver"), ())
+        if meta.get("dtype") == "float64" and not jax.config.jax_enable_x64:
+            raise ValueError(
+                f"{str(path)!r} holds a float64 program, which JAX holds only with 64-bit "
+                "mode on: call jax.config.update('jax_enable_x64', True) first"
+            )
         sub = _KINDS.get(meta["kind"])
         if sub is None:
             raise ProgramFileError(f"unknown program kind {meta['kind']!r} in {str(path)!r}")
