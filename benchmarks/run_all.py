@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/run_all.py --only synthesis,recall
 
 CasADi (bench_vs_casadi.py, needs ``pip install casadi``) is an optional extra: it runs
-with ``--only vs_casadi`` and is skipped by default (IPOPT takes minutes at n=16, L=8).
+with ``--only vs_casadi`` and is skipped by default (~2 min: IPOPT at n=16, L=8).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ FULL = {
     "scaling": [],
     "memory": [],
 }
-OPTIONAL = {"vs_casadi": ["--sizes", "4x3,16x8", "--intervals", "5"]}
+OPTIONAL = {"vs_casadi": ["--sizes", "4x3,16x8", "--intervals", "8,64", "--coarse", "0,4"]}
 QUICK = {
     "synthesis": ["--n", "512", "--L", "256", "--steps", "20", "--repeats", "1"],
     "recall": ["--n", "512", "--L", "128", "--B", "512", "--steps", "5"],
