@@ -180,20 +180,23 @@ class SweepStore:
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
             except BlockingIOError:
                 holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "unknown"
                 raise ValueError(f"another sweep driver is writing to {str(self.root)!r} "
                                  f"({holder}); wait for it to finish or choose another "
                                  "output folder") from None
             except OSError:  # flock unsupported here (some network file systems)
-                yield
-                return
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} on {platform.node()} since {_now()}".encode(), 0)
+                held = False
+            if held:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()} on {platform.node()} since {_now()}".encode(),
+                          0)
             try:
                 yield
             finally:
-                os.ftruncate(fd, 0)
+                if held:
+                    os.ftruncate(fd, 0)
         finally:
             os.close(fd)  # closing releases the flock
 
