@@ -14,10 +14,13 @@ run cut short keeps what it measured:
   ``achieved_s - solve_only_s`` is the rest of the public call (validation, transfers,
   building the program). ``peak_device_bytes`` is the allocator's peak.
 * ``gpu_accuracy``: |J - J*| / |J*| of a float32 program synthesized on the GPU in each
-  precision (J by ``evaluate_index`` in float64, J* in closed form).
+  precision (J by ``evaluate_index`` in float64, J* in closed form), and W(t1)'s relative
+  error against a float64 synthesis (J is stationary at the optimum, W is not).
+* ``gpu_bare_loop`` (``--parts loops``): the field alone in a ``fori_loop`` of Euler steps,
+  with and without its elementwise work, to show what bounds the TF32 figure.
 * target 1's size (n=2048, L=256) and target 2 (recall) on the GPU, from their scripts.
 
-    python benchmarks/bench_gpu.py [--quick] [--out FILE]
+    python benchmarks/bench_gpu.py [--quick] [--out FILE] [--parts big,accuracy,small,loops]
 """
 
 from __future__ import annotations
