@@ -6,6 +6,8 @@ that each function cites.
 
 from .activations import Activation, available_activations, get_activation, register_activation
 from .errors import PrecisionWarning, ProgramFileError, SolveError
+from .feedback import feedback_synthesize
+from .feedback_program import FeedbackProgram
 from .general import GeneralResult, direct_synthesize, sweep_synthesize
 from .grid_program import GridProgram
 from .index import IndexResult, evaluate_index, excess_cost, optimal_cost, performance_index
@@ -26,7 +28,9 @@ from .synthesis import synthesize
 __version__ = "0.1.0"
 
 __all__ = [
+    "FeedbackProgram",
     "GeneralResult",
+    "feedback_synthesize",
     "GridProgram",
     "Index",
     "Problem",

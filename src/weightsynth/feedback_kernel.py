@@ -61,11 +61,11 @@ def node_times(data: Data, spec: Spec):
 
 
 def basis(Z, t, data: Data, spec: Spec):
-    """Y with W g(z_r) = C^T Y y_r...: g(Z) for the network, the signal X(t) when driven."""
+    """Y in W = C^T Y (eq. 13): g(Z) for the network, the signal X(t) when driven."""
     if spec.basis == "network":
         return spec.act.g(Z)
     sig = data.dynamics.signal
-    return (sig(t) if callable(sig) else sig).astype(Z.dtype)
+    return jnp.asarray(sig(t) if callable(sig) else sig, data.Z0.dtype)
 
 
 def running(Z, Y, K, C, t, data: Data, spec: Spec):
