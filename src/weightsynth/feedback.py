@@ -21,10 +21,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 import pandas as pd
 
 from . import feedback_kernel as fk
+from .feedback_loop import Options, minimize
 from .feedback_program import FeedbackProgram
 from .general import GeneralResult, _check_common
 from .grid_program import GridProgram
@@ -150,75 +150,22 @@ def _initial_coef(problem: Problem, W0, spec) -> np.ndarray:
     return C
 
 
-def _objective(P, args):
-    data, spec, R, sqw = args
-    return fk.cost(fk.to_coef(P, R, sqw), data, spec), None
-
-
-@eqx.filter_jit
-def _init(lbfgs, y, args):
-    f_struct = jax.ShapeDtypeStruct((), y.dtype)
-    return lbfgs.init(_objective, y, args, {}, f_struct, None, frozenset())
-
-
-@eqx.filter_jit
-def _chunk(lbfgs, y, state, args, limit, stop_res, ftol, max_rej, *, size: int):
-    """Up to ``size`` (and ``limit``) accepted L-BFGS steps, all compiled.
-
-    Returns (accepted, y, state, history rows (J, residual, evaluations), code) with code
-    0 running, 1 residual <= stop_res, 2 non-finite accepted point (y, state: last good),
-    3 max_rej rejected trial steps in a row, 4 |dJ| <= ftol |J|.
-    """
-    hist = jnp.full((size, 3), jnp.nan, y.dtype)
-
-    def cond(c):
-        acc, _, _, _, _, code, _ = c
-        return (acc < jnp.minimum(size, limit)) & (code == 0)
-
-    dyn0, static = eqx.partition(state, eqx.is_array)
-
-    def body(c):
-        acc, y, st, hist, nrej, code, evals = c
-        st = eqx.combine(st, static)
-        f_old = st.f_info.f
-        y2, st2, _ = lbfgs.step(_objective, y, args, {}, st, frozenset())
-        accepted = st2.num_accepted_steps > st.num_accepted_steps
-        f, g = st2.f_info.f, optx.two_norm(st2.f_info.grad)
-        finite = jnp.isfinite(f) & jnp.isfinite(g) & jnp.all(jnp.isfinite(y2))
-        good = accepted & finite
-        nrej = jnp.where(accepted, 0, nrej + 1)
-        evals = evals + 1
-        hist = jnp.where(good, hist.at[acc].set(jnp.stack([f, g, evals.astype(f.dtype)])), hist)
-        code = jnp.where(accepted & ~finite, 2, jnp.where(
-            good & (g <= stop_res), 1, jnp.where(
-                good & (jnp.abs(f - f_old) <= ftol * jnp.abs(f)), 4,
-                jnp.where(nrej > max_rej, 3, 0))))
-        y = jnp.where(code == 2, y, y2)  # a non-finite accepted point ends the run
-        st2 = eqx.filter(st2, eqx.is_array)
-        return acc + good, y, st2, hist, nrej, code, evals
-
-    c0 = (jnp.asarray(0), y, dyn0, hist, jnp.asarray(0), jnp.asarray(0), jnp.asarray(0))
-    acc, y, dyn, hist, _, code, _ = jax.lax.while_loop(cond, body, c0)
-    return acc, y, eqx.combine(dyn, static), hist, code
-
-
-_REASONS = {2: "diverged: J or its gradient became non-finite; last good program kept",
-            4: "relative change in J <= ftol"}
-
-
 def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps: int = 1,
                         solver: str = "rk4", max_iter: int = 1000, rtol: float = 1e-6,
                         gtol: float = 0.0, ftol: float = 1e-15, history_length: int = 20,
                         precondition: bool = True, refresh: int = 50, chunk: int = 10,
-                        max_rejections: int = 30, memory_limit: int | None = None,
-                        progress: bool = False) -> GeneralResult:
+                        max_rejections: int = 60, continuation=(),
+                        memory_limit: int | None = None, progress: bool = False
+                        ) -> GeneralResult:
     r"""Feedback solver: W = C^T g(Z) (eqs. 13-15), C on ``nodes`` nodes, L-BFGS on the
     exact discrete gradient in the L2 metric of W.
 
     Converged when the gradient norm (the stationarity residual, in the metric of eq. 15)
     falls to ``max(gtol, rtol * residual at W0)``, or J changes by at most ``ftol`` |J| in
-    one accepted step; ``max_iter`` accepted steps without that: not converged. ``W0``: see
-    :func:`_initial_coef` ('zero', 'closed_form', a program, or coefficients).
+    one accepted step; ``max_iter`` accepted steps in all without that: not converged.
+    ``W0``: see :func:`_initial_coef` ('zero', 'closed_form', a program, or coefficients).
+    ``continuation``: fractions of the horizon (e.g. ``(0.25, 0.5)``) solved first, each
+    warm-starting the next with the same node values (C as a function of (t-t0)/(t1-t0)).
     ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
     ``memory_limit``: bytes (default 80% of the available memory); a larger estimate
     (:func:`estimate_memory`) is refused up front with a ``ValueError``.
@@ -226,90 +173,36 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     _check_common(problem, max_iter, ftol, gtol)
     if not (isinstance(rtol, (int, float)) and 0 <= rtol < 1):
         raise ValueError(f"rtol must be in [0, 1), got {rtol!r}")
+    fracs = [float(f) for f in continuation]
+    if any(not 0 < f < 1 for f in fracs):
+        raise ValueError(f"continuation fractions must lie in (0, 1), got {continuation!r}")
     spec, data = _spec_data(problem, nodes, substeps, solver)
     _check_memory(estimate_memory(problem, nodes, substeps, solver, history_length),
                   memory_limit)
     C = jnp.asarray(_initial_coef(problem, W0, spec))
-    sqw = fk.trapezoid_sqrt(data, spec)
-    lbfgs = optx.LBFGS(rtol=0.0, atol=0.0, norm=optx.two_norm, history_length=history_length)
-    t_start = time.perf_counter()
-    R, y, state = _restart(lbfgs, C, None, data, spec, sqw, precondition, chunk)
-    J, res = float(state.f_info.f), float(optx.two_norm(state.f_info.grad))
-    if not (np.isfinite(J) and np.isfinite(res)):
-        raise ValueError("the initial program W0 gives a non-finite J or gradient")
-    stop_res = max(gtol, rtol * res)
-    rows = [dict(iteration=0, J=J, residual=res, step=np.nan, evals=1,
-                 seconds=time.perf_counter() - t_start)]
+    opt = Options(max_iter, rtol, gtol, ftol, history_length, precondition, refresh, chunk,
+                  max_rejections)
     bar = _bar(progress, max_iter)
-    it, since, evals, converged, reason = 0, 0, 1, res <= stop_res, None
-    if converged:
-        reason = f"stationarity residual {res:.3g} <= {stop_res:.3g} at W0"
-    while not converged:
-        if it >= max_iter:
-            reason = f"iteration cap reached (max_iter = {max_iter}) before convergence"
-            break
-        if precondition and since >= refresh:
-            R, y, state = _restart(lbfgs, fk.to_coef(y, R, sqw), R, data, spec, sqw, True,
-                                   chunk)
-            since, evals = 0, evals + 1
-        limit = min(max_iter - it, refresh - since if precondition else max_iter)
-        acc, y, state, hist, code = _chunk(
-            lbfgs, y, state, (data, spec, R, sqw), jnp.asarray(limit), jnp.asarray(stop_res),
-            jnp.asarray(ftol), jnp.asarray(max_rejections), size=chunk)
-        acc, code, hist = int(acc), int(code), np.asarray(hist)
-        for k in range(acc):
-            rows.append(dict(iteration=it + k + 1, J=hist[k, 0], residual=hist[k, 1],
-                             step=np.nan, evals=evals + int(hist[k, 2]),
-                             seconds=time.perf_counter() - t_start))
-        it, since = it + acc, since + acc
-        evals = rows[-1]["evals"] if acc else evals
-        if bar is not None:
-            bar.update(acc)
-            bar.set_postfix(J=f"{rows[-1]['J']:.10g}", residual=f"{rows[-1]['residual']:.3g}")
-        if code == 1:
-            converged = True
-            reason = f"stationarity residual <= {stop_res:.3g} (rtol x initial, or gtol)"
-        elif code == 4:
-            converged, reason = True, _REASONS[4]
-        elif code in (2, 3):
-            reason = _REASONS.get(code, f"line search failed: {max_rejections} rejected trial "
-                                  "steps in a row")
-            break
+    t_start, rows, it = time.perf_counter(), [], 0
+    for f in [*fracs, 1.0]:
+        t1 = problem.t0 + f * (problem.t1 - problem.t0)
+        stage = eqx.tree_at(lambda d: d.t1, data, jnp.asarray(t1, problem.dtype))
+        C, part, converged, reason, it = minimize(C, stage, spec, opt, it, t_start, bar)
+        rows += part
+        if f < 1.0 and not converged and "cap" not in reason:
+            break  # a failed stage: report it (the program is for the full horizon below)
     if bar is not None:
         bar.close()
-    C = fk.to_coef(y, R, sqw)
-    history = pd.DataFrame(rows, columns=["iteration", "J", "residual", "step", "evals",
+    history = pd.DataFrame(rows, columns=["iteration", "J", "residual", "t1", "evals",
                                           "seconds"])
     J, res = float(history["J"].iloc[-1]), float(history["residual"].iloc[-1])
     settings = dict(method="feedback", nodes=nodes, substeps=substeps, solver=solver,
-                    max_iter=max_iter, rtol=rtol, gtol=gtol, ftol=ftol,
+                    max_iter=max_iter, rtol=rtol, gtol=gtol, ftol=ftol, continuation=fracs,
                     history_length=history_length, precondition=precondition, refresh=refresh)
     stats = {"method": "feedback", "iterations": it, "converged": converged, "reason": reason,
              "J": J, "residual": res}
     prog = _program(problem, C, data, spec, stats)
     return GeneralResult(prog, history, converged, reason, it, J, res, settings)
-
-
-def _restart(lbfgs, C, R_old, data, spec, sqw, precondition, chunk):
-    """A fresh metric along C's trajectory, the variable P for C, and a fresh L-BFGS state
-    with J and its gradient at C (the chunk's first, always accepted, step)."""
-    R = fk.metric_factor(C, data, spec, 1e-8) if precondition else None
-    if R is not None and not bool(jnp.all(jnp.isfinite(R))):
-        R = R_old
-    y = fk.to_var(C, R, sqw)
-    args = (data, spec, R, sqw)
-    state = _init(lbfgs, y, args)
-    _, y, state, _, _ = _chunk(lbfgs, y, state, args, jnp.asarray(1), jnp.asarray(-1.0),
-                               jnp.asarray(-1.0), jnp.asarray(0), size=chunk)
-    return R, y, state
-
-
-def _bar(progress: bool, total: int):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="feedback")
 
 
 def _program(problem: Problem, C, data, spec, stats) -> Program:
@@ -327,3 +220,11 @@ def _program(problem: Problem, C, data, spec, stats) -> Program:
     X = np.stack([np.asarray(fk.basis(None, t, data, spec)) for t in ts])
     W = np.einsum("kln,klm->knm", np.asarray(C), X)
     return GridProgram(W=W, drive=offs, **common)
+
+
+def _bar(progress: bool, total: int):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="feedback")
