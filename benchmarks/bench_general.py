@@ -155,7 +155,7 @@ def target4(quick):
         phi = theta * rng.uniform(0.2, 0.8, (L, n))
         J_star = -float(np.sum(np.arctanh(phi) * theta))
         p = ws.Problem(phi, theta, "paper", beta=0.5, t1=1.0)
-        r, secs = _timed(ws.feedback_synthesize, p, W0="zero", max_iter=2000)
+        r, secs = _timed(ws.feedback_synthesize, p, W0="zero", max_iter=800)
         rows.append(_record(r, secs, target=4, solver="feedback", n=n, L=L,
                             J_star=J_star, rel_err=abs(r.J - J_star) / abs(J_star)))
         print(json.dumps(rows[-1]), file=sys.stderr)

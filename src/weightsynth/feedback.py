@@ -16,6 +16,7 @@ chunk of ``chunk`` L-BFGS steps; only the history crosses to Python between chun
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import equinox as eqx
 import jax
@@ -154,7 +155,8 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                         solver: str = "rk4", max_iter: int = 1000, rtol: float = 1e-6,
                         gtol: float = 0.0, ftol: float = 1e-15, history_length: int = 20,
                         precondition: bool = True, refresh: int = 50, chunk: int = 10,
-                        max_rejections: int = 60, continuation=(),
+                        max_rejections: int = 60,
+                        continuation=(0.0625, 0.125, 0.25, 0.5),
                         memory_limit: int | None = None, progress: bool = False
                         ) -> GeneralResult:
     r"""Feedback solver: W = C^T g(Z) (eqs. 13-15), C on ``nodes`` nodes, L-BFGS on the
@@ -164,8 +166,10 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     falls to ``max(gtol, rtol * residual at W0)``, or J changes by at most ``ftol`` |J| in
     one accepted step; ``max_iter`` accepted steps in all without that: not converged.
     ``W0``: see :func:`_initial_coef` ('zero', 'closed_form', a program, or coefficients).
-    ``continuation``: fractions of the horizon (e.g. ``(0.25, 0.5)``) solved first, each
-    warm-starting the next with the same node values (C as a function of (t-t0)/(t1-t0)).
+    ``continuation``: fractions of the horizon solved first (default 1/16, 1/8, 1/4, 1/2),
+    each warm-starting the next with the same node values (C as a function of
+    (t - t0)/(t1 - t0)); every stage stops at the full problem's ``rtol`` threshold.
+    ``()`` solves the full horizon only.
     ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
     ``memory_limit``: bytes (default 80% of the available memory); a larger estimate
     (:func:`estimate_memory`) is refused up front with a ``ValueError``.
@@ -184,10 +188,15 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                   max_rejections)
     bar = _bar(progress, max_iter)
     t_start, rows, it = time.perf_counter(), [], 0
+    stop = None
+    if fracs:  # the threshold of the full problem at W0: J and its gradient there
+        _, part, _, _, _, res0 = minimize(C, data, spec, replace(opt, max_iter=0))
+        stop = max(gtol, rtol * res0)
     for f in [*fracs, 1.0]:
         t1 = problem.t0 + f * (problem.t1 - problem.t0)
         stage = eqx.tree_at(lambda d: d.t1, data, jnp.asarray(t1, problem.dtype))
-        C, part, converged, reason, it = minimize(C, stage, spec, opt, it, t_start, bar)
+        C, part, converged, reason, it, _ = minimize(C, stage, spec, opt, it, t_start, bar,
+                                                     stop)
         rows += part
         if f < 1.0 and not converged and "cap" not in reason:
             break  # a failed stage: report it (the program is for the full horizon below)

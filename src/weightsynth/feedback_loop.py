@@ -103,8 +103,9 @@ def _restart(lbfgs, C, R_old, data, spec, sqw, precondition, chunk, scale):
 
 
 def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = None,
-             bar=None):
-    """L-BFGS from C; returns (C, history rows, converged, reason, iterations)."""
+             bar=None, stop_res: float | None = None):
+    """L-BFGS from C; returns (C, history rows, converged, reason, iterations, residual at
+    C). Converged at a gradient norm <= ``stop_res`` (default max(gtol, rtol x that at C))."""
     t_start = time.perf_counter() if t_start is None else t_start
     dt = data.Z0.dtype
     sqw = fk.trapezoid_sqrt(data, spec)
@@ -119,7 +120,7 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
     if res > 0:
         R, y, state = _restart(lbfgs, C, None, data, spec, sqw, opt.precondition, opt.chunk,
                                scale)
-    stop_res = max(opt.gtol, opt.rtol * res)
+    stop_res = max(opt.gtol, opt.rtol * res) if stop_res is None else stop_res
     t1 = float(data.t1)
     rows = [dict(iteration=it0, J=J, residual=res, t1=t1, evals=1,
                  seconds=time.perf_counter() - t_start)]
@@ -159,4 +160,4 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
         elif code == 3:
             reason = f"line search failed: {opt.max_rejections} rejected trial steps in a row"
             break
-    return fk.to_coef(y, R, sqw), rows, converged, reason, it
+    return fk.to_coef(y, R, sqw), rows, converged, reason, it, res
