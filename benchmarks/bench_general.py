@@ -34,8 +34,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import weightsynth as ws  # noqa: E402
-from weightsynth import feedback_kernel as fk  # noqa: E402
-from weightsynth.feedback import _spec_data  # noqa: E402
+from weightsynth.control import feedback_kernel as fk  # noqa: E402
+from weightsynth.control.feedback import _spec_data, estimate_memory  # noqa: E402
 
 
 def memory_data(n, L, seed=0, dtype=np.float64):
@@ -128,7 +128,7 @@ def target3(quick):
     for dt in (np.float64, np.float32):
         phi, theta = memory_data(n, L, dtype=dt)
         p = ws.Problem(phi, theta, "correlation", beta=0.01, t1=1.0, dtype=dt)
-        est = ws.feedback.estimate_memory(p)
+        est = estimate_memory(p)
         r, secs = _timed(ws.feedback_synthesize, p, W0="closed_form",
                          rtol=1e-6 if dt == np.float64 else 1e-4)
         J[dt] = r.J
@@ -198,7 +198,7 @@ def target5(quick):
                efficiency=flops / rate / secs)
     print(json.dumps(rec), file=sys.stderr)
     # today's direct: one value_and_grad through diffrax with W formed (n x n per step)
-    from weightsynth.general import _cost, _make_grid
+    from weightsynth.control.solvers import _cost, _make_grid
 
     grid = _make_grid(p, 21, 1, "tsit5")
     st = jnp.asarray(grid.steps)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import weightsynth as ws
-from weightsynth import feedback_kernel as fk
-from weightsynth.feedback import _spec_data, estimate_memory, feedback_synthesize
-from weightsynth.feedback_program import FeedbackProgram
+from weightsynth.control import feedback_kernel as fk
+from weightsynth.control.feedback import _spec_data, estimate_memory, feedback_synthesize
+from weightsynth.control.feedback_program import FeedbackProgram
 
 from . import _reference as ref
 from .test_general import _lq_reference

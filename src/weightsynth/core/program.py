@@ -13,28 +13,22 @@ Every program offers ``weights(t)``, ``trajectory(x, ts)``, ``recall(x)``, ``sav
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._validation import as_matrix, check_times
+from .._version import __version__
+from ..errors import ProgramFileError
+from ..formats.program_file import load_program_file, require, save_program_file
 from . import dynamics as dyn
-from ._validation import as_matrix, check_times
 from .activations import Activation, get_activation
-from .errors import ProgramFileError
-from .solvers import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
-from .storage import load_program_file, require, save_program_file
-
-
-def _package_version() -> str:
-    try:
-        return version("weightsynth")
-    except PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
+from .ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
 
 
 class Program(eqx.Module):
@@ -95,7 +89,7 @@ class Program(eqx.Module):
     def save(self, path) -> None:
         """Save to one pickle-free safetensors file (see :mod:`weightsynth.storage`)."""
         tensors, meta = self._file_contents()
-        base = {"kind": self.kind, "weightsynth_version": _package_version(),
+        base = {"kind": self.kind, "weightsynth_version": __version__,
                 "activation": self.activation.name, "gain": repr(self.activation.gain),
                 "t0": repr(self.t0), "t1": repr(self.t1), "n": str(self.n),
                 "dtype": str(np.dtype(self.dtype)), "solver": json.dumps(self.solver.as_dict())}
@@ -111,6 +105,8 @@ class Program(eqx.Module):
                 f"{str(path)!r} holds a float64 program, which JAX holds only with 64-bit "
                 "mode on: call jax.config.update('jax_enable_x64', True) first"
             )
+        if meta["kind"] in _LAZY_KINDS and meta["kind"] not in _KINDS:
+            importlib.import_module(_LAZY_KINDS[meta["kind"]], __package__)  # registers it
         sub = _KINDS.get(meta["kind"])
         if sub is None:
             raise ProgramFileError(f"unknown program kind {meta['kind']!r} in {str(path)!r}")
@@ -360,6 +356,8 @@ def _simulate(prog: Program, Zq0, grid, save_ts):
 
 
 _KINDS: dict[str, type[Program]] = {"optimal": WeightProgram, "constant": ConstantProgram}
+#: kinds defined outside core, imported (and so registered) when a file of theirs is loaded
+_LAZY_KINDS = {"grid": "..control.grid_program", "feedback": "..control.feedback_program"}
 
 
 def load_program(path) -> Program:

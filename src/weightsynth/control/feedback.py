@@ -24,22 +24,20 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from ..core.ode import SolverConfig
+from ..core.program import Program, WeightProgram
 from . import feedback_kernel as fk
 from .feedback_loop import Options, minimize
 from .feedback_program import FeedbackProgram
-from .general import GeneralResult, _check_common
 from .grid_program import GridProgram
-from .problem import (
-    DrivenDynamics,
-    NetworkDynamics,
-    Problem,
+from .indices import (
     _correlation_terminal,
     _minus_z_theta,
     _paper_running,
     _squared_error_terminal,
 )
-from .program import Program, WeightProgram
-from .solvers import SolverConfig
+from .problem import DrivenDynamics, NetworkDynamics, Problem
+from .solvers import GeneralResult, _check_common
 
 _KINDS = {_correlation_terminal: "correlation", _squared_error_terminal: "squared_error"}
 

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
-from .activations import Activation
-from .dynamics import gram
+from ..core.activations import Activation
+from ..core.dynamics import gram
 
 
 class Spec(eqx.Module):

@@ -25,13 +25,13 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from . import dynamics as dyn
-from .activations import Activation
-from .errors import ProgramFileError
+from ..core import dynamics as dyn
+from ..core.activations import Activation
+from ..core.ode import SolverConfig, finite_rows, raise_if_failed, solve
+from ..core.program import Program, traced
+from ..errors import ProgramFileError
+from ..formats.program_file import require
 from .grid_program import interp_nodes
-from .program import Program, traced
-from .solvers import SolverConfig, finite_rows, raise_if_failed, solve
-from .storage import require
 
 
 class FeedbackProgram(Program):
@@ -173,7 +173,7 @@ def _run_queries(prog: FeedbackProgram, Zq0, grid, save_ts):
 
 
 def _register() -> None:
-    from .program import _KINDS
+    from ..core.program import _KINDS
 
     _KINDS[FeedbackProgram.kind] = FeedbackProgram
 

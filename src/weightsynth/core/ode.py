@@ -15,7 +15,7 @@ import diffrax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import SolveError
+from ..errors import SolveError
 
 
 class RK4(diffrax.AbstractERK):
