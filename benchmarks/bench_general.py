@@ -155,7 +155,7 @@ def target4(quick):
         phi = theta * rng.uniform(0.2, 0.8, (L, n))
         J_star = -float(np.sum(np.arctanh(phi) * theta))
         p = ws.Problem(phi, theta, "paper", beta=0.5, t1=1.0)
-        r, secs = _timed(ws.feedback_synthesize, p, W0="zero", max_iter=800)
+        r, secs = _timed(ws.feedback_synthesize, p, W0="zero", max_iter=800)  # continuation
         rows.append(_record(r, secs, target=4, solver="feedback", n=n, L=L,
                             J_star=J_star, rel_err=abs(r.J - J_star) / abs(J_star)))
         print(json.dumps(rows[-1]), file=sys.stderr)
@@ -182,7 +182,9 @@ def target5(quick):
     phi, theta = random_data(n, L)
     p = ws.Problem(phi, theta, "correlation", beta=0.5, t1=1.0)
     spec, data = _spec_data(p, 26, 1, "rk4")
-    vg = jax.jit(jax.value_and_grad(fk.cost), static_argnums=2)
+    import equinox as eqx
+
+    vg = eqx.filter_jit(jax.value_and_grad(fk.cost))
     C = jnp.zeros((26, L, n))
     vg(C, data, spec)[0].block_until_ready()
     reps, t = 5, time.perf_counter()

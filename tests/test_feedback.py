@@ -106,8 +106,9 @@ def test_paper_index_reaches_closed_form_program(data, start):
     # the core's own index (N under W(t), adaptive) scores the program at J*
     J_core = ws.performance_index(res.program, phi, theta, beta=BETA, t1=T1)
     assert abs(J_core - J_star) <= 1e-8 * abs(J_star)
-    J = res.history["J"].to_numpy()
-    assert np.all(np.diff(J) <= 1e-12 * abs(J_star))  # line search: J never increases
+    # Armijo line search: J never increases within a stage (one horizon), up to round-off
+    for _, stage in res.history.groupby("t1"):
+        assert np.all(np.diff(stage["J"].to_numpy()) <= 1e-11 * abs(J_star))
 
 
 def test_linear_quadratic_case_matches_scipy_riccati():

@@ -154,7 +154,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                         gtol: float = 0.0, ftol: float = 1e-15, history_length: int = 20,
                         precondition: bool = True, refresh: int = 50, chunk: int = 10,
                         max_rejections: int = 60,
-                        continuation=(0.0625, 0.125, 0.25, 0.5),
+                        continuation="auto",
                         memory_limit: int | None = None, progress: bool = False
                         ) -> GeneralResult:
     r"""Feedback solver: W = C^T g(Z) (eqs. 13-15), C on ``nodes`` nodes, L-BFGS on the
@@ -164,10 +164,11 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     falls to ``max(gtol, rtol * residual at W0)``, or J changes by at most ``ftol`` |J| in
     one accepted step; ``max_iter`` accepted steps in all without that: not converged.
     ``W0``: see :func:`_initial_coef` ('zero', 'closed_form', a program, or coefficients).
-    ``continuation``: fractions of the horizon solved first (default 1/16, 1/8, 1/4, 1/2),
-    each warm-starting the next with the same node values (C as a function of
-    (t - t0)/(t1 - t0)); every stage stops at the full problem's ``rtol`` threshold.
-    ``()`` solves the full horizon only.
+    ``continuation``: fractions of the horizon solved first, each warm-starting the next
+    with the same node values (C as a function of (t - t0)/(t1 - t0)); every stage stops at
+    the full problem's ``rtol`` threshold. ``()``: the full horizon only. ``"auto"``
+    (default): (1/16, 1/8, 1/4, 1/2) for the paper's index, whose beta Q term couples the
+    samples so strongly that L-BFGS stalls on the full horizon from W = 0, else ().
     ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
     ``memory_limit``: bytes (default 80% of the available memory); a larger estimate
     (:func:`estimate_memory`) is refused up front with a ``ValueError``.
@@ -175,13 +176,15 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     _check_common(problem, max_iter, ftol, gtol)
     if not (isinstance(rtol, (int, float)) and 0 <= rtol < 1):
         raise ValueError(f"rtol must be in [0, 1), got {rtol!r}")
+    if isinstance(continuation, str) and continuation == "auto":
+        continuation = (0.0625, 0.125, 0.25, 0.5) if _index_kind(problem) == "paper" else ()
     fracs = [float(f) for f in continuation]
     if any(not 0 < f < 1 for f in fracs):
         raise ValueError(f"continuation fractions must lie in (0, 1), got {continuation!r}")
     spec, data = _spec_data(problem, nodes, substeps, solver)
     _check_memory(estimate_memory(problem, nodes, substeps, solver, history_length),
                   memory_limit)
-    C = jnp.asarray(_initial_coef(problem, W0, spec))
+    C = C0 = jnp.asarray(_initial_coef(problem, W0, spec))
     opt = Options(max_iter, rtol, gtol, ftol, history_length, precondition, refresh, chunk,
                   max_rejections)
     bar = _bar(progress, max_iter)
@@ -200,6 +203,14 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
             break  # a failed stage: report it (the program is for the full horizon below)
     if bar is not None:
         bar.close()
+    Zs, J_full = fk.node_states(C, data, spec)
+    if not (np.isfinite(float(J_full)) and bool(jnp.all(jnp.isfinite(Zs)))):
+        # a short-horizon stage failed and its C blows up on [t0, t1]: W0 is the last good
+        C, converged = C0, False
+        reason = f"{reason}; on the full horizon that program diverges: W0 returned"
+        rows.append(dict(iteration=it, J=float(fk.node_states(C0, data, spec)[1]),
+                         residual=np.nan, t1=problem.t1, evals=np.nan,
+                         seconds=time.perf_counter() - t_start))
     history = pd.DataFrame(rows, columns=["iteration", "J", "residual", "t1", "evals",
                                           "seconds"])
     J, res = float(history["J"].iloc[-1]), float(history["residual"].iloc[-1])
