@@ -177,7 +177,7 @@ def metric_factor(Cn, data: Data, spec: Spec, rel_eps):
     K = jax.vmap(lambda Z, t: gram(basis(Z, t, data, spec)))(Zs, ts)
     L = K.shape[-1]
     scale = jnp.trace(K, axis1=1, axis2=2) / L
-    eps = rel_eps * jnp.maximum(scale, jnp.max(scale)) + jnp.finfo(K.dtype).tiny
+    eps = rel_eps * (scale + 1e-6 * jnp.max(scale)) + jnp.finfo(K.dtype).tiny
     Kr = K + eps[:, None, None] * jnp.eye(L, dtype=K.dtype)
     return jnp.swapaxes(jnp.linalg.cholesky(Kr), 1, 2)
 
