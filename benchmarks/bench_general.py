@@ -93,13 +93,16 @@ def target1(quick):
                 rows.append(_record(r2, warm, target=1, solver="feedback", n=n, L=L,
                                     index=kind, t1=t1, start=start,
                                     first_call_seconds=round(first, 2),
-                                    first_call_converged=bool(r1.converged)))
+                                    first_call_converged=bool(r1.converged),
+                                    first_call_J=float(r1.J), first_call_data_seed=0,
+                                    data_seed=1))
                 print(json.dumps(rows[-1]), file=sys.stderr)
     phi, theta = memory_data(n, L, seed=0)
     p = ws.Problem(phi, theta, "squared_error", beta=0.01, t1=1.0)
     W_star = ws.synthesize(phi, theta, beta=0.01, t1=1.0)
     for rec in _today(p, 5 if quick else 10, W0=W_star):
-        rows.append(dict(rec, target=1, n=n, L=L, index="squared_error", t1=1.0, start="W*"))
+        rows.append(dict(rec, target=1, n=n, L=L, index="squared_error", t1=1.0, start="W*",
+                         data_seed=0))  # compare with the feedback's first_call_J
         print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
 
