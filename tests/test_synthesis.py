@@ -170,7 +170,7 @@ def test_stored_program_is_small(coords):
     if L < n:
         assert all(a.size < T * n * n for a in arrays)
     assert prog.nbytes == sum(a.nbytes for a in arrays)
-    assert prog.nbytes <= 8 * (2 * n * L + T + T * L * min(n, L))
+    assert prog.nbytes <= 8 * (3 + 2 * n * L + T + T * L * min(n, L))   # 3: beta, t0, t1
 
 
 def test_wide_program_is_small():
