@@ -1,9 +1,9 @@
 r"""An independent plain-NumPy reference for the tests: classical RK4 and the paper's equations.
 
 Nothing here imports weightsynth. The formal system S is written per sample with the
-explicit weight matrix W*(t) = beta Theta^T g(Z) (method.md section 2), not the Gram form
+explicit weight matrix W*(t) = beta Theta^T g(Z) (derivation eq. 7), not the Gram form
 that the package uses, and the index J (eq. 3) and the excess (1/(2 beta)) int ||W - beta M||^2
-(method.md section 3) are integrated as extra state components.
+(derivation eq. 8) are integrated as extra state components.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 r"""The performance index J (eq. 3) and the excess cost, against an independent NumPy integral.
 
-For any program W(t): J[W] = J* + (1/(2 beta)) int ||W - beta M||^2 dt (method.md section 3).
+For any program W(t): J[W] = J* + (1/(2 beta)) int ||W - beta M||^2 dt (derivation eq. 8).
 Perturbing the optimal program must raise J by exactly that excess, which the reference
 (tests/_reference.py: RK4 of S and N with both integrals as state) computes on its own.
 """

@@ -1,7 +1,7 @@
 r"""Synthesis of the optimal program, checked against closed forms and independent references.
 
-* J[W*] = J* = -sum_r g^{-1}(phi_r).theta_r (method.md section 3), to 1e-8 relative;
-* W*(t0) = beta Theta^T Phi (section 5);
+* J[W*] = J* = -sum_r g^{-1}(phi_r).theta_r (derivation eq. 8), to 1e-8 relative;
+* W*(t0) = beta Theta^T Phi (eq. 12);
 * S agrees with a plain-NumPy RK4 of S written with the explicit W(t) (tests/_reference.py)
   and with scipy's DOP853;
 * the stored program is O(nL + T min(n, L) L), never O(T n^2).
