@@ -79,11 +79,12 @@ def test_config_rejects_bad_input(data, match):
         parse_sweep_config(data)
 
 
-def test_protocol_by_import_path_and_registry():
+def test_protocol_by_import_path_and_registry(protocol_registry):
     cfg = parse_sweep_config({"protocol": "sweep_protocols:selftest",
                               "grid": {"x": [1]}})
     assert cfg.cells() == [{"x": 1}]
-    register_protocol("twice", lambda x: [{"y": 2 * x}])
+    register_protocol("twice", lambda x: [{"y": 2 * x}])   # undone by the fixture
+    assert "twice" in protocol_registry
     assert parse_sweep_config({"protocol": "twice", "grid": {"x": [1, 2]}}).cells()[1] == {"x": 2}
     with pytest.raises(ValueError, match="without ':'"):
         register_protocol("a:b", print)
