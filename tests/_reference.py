@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 
 # ---- activations, written out by hand --------------------------------------------------
@@ -51,7 +52,14 @@ def rk4(f: Callable, y0: tuple, t0: float, t1: float, steps: int,
     """Classical RK4 for dy/dt = f(t, y), y a tuple of arrays; returns (ts, [y(ts[k])]).
 
     ``keep``: the step indices k to return (default all), to save memory on large systems.
+    BLAS runs on one thread: these matrices are small, and on a loaded machine its threads
+    made each step ~50x slower.
     """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _rk4(f, y0, t0, t1, steps, keep)
+
+
+def _rk4(f, y0, t0, t1, steps, keep):
     h = (t1 - t0) / steps
     ts = t0 + h * np.arange(steps + 1)
     keep = set(range(steps + 1)) if keep is None else {int(k) for k in keep}
