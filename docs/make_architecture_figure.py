@@ -22,6 +22,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "src" / "weightsynth"
 LAYER_OF = {"_version": "support", "errors": "support", "_validation": "support",
+            "_cache": "support", "_deprecation": "support",
             "__init__": "face"}
 # layer -> (x, y, what it holds); higher layers sit higher. "support" (errors, validation,
 # version) is the floor every layer stands on: its arrows are left out.
@@ -81,8 +82,8 @@ def main() -> None:
         ax.text(x, y, text, ha="center", va="center", fontsize=9, zorder=3)
     ax.add_patch(FancyBboxPatch((-0.25, 0.35), 7.7, 0.55, boxstyle="round,pad=0.05",
                                 fc="#eeeeee", ec="#7f8c8d", lw=1.0, zorder=2))
-    ax.text(3.6, 0.62, "errors.py, _validation.py, _version.py: used by every layer "
-            "(arrows not drawn)", ha="center", va="center", fontsize=9, zorder=3)
+    ax.text(3.6, 0.62, "errors, _validation, _version, _cache, _deprecation: used by "
+            "every layer (arrows not drawn)", ha="center", va="center", fontsize=9, zorder=3)
     for src, dst in sorted(edges):
         if src not in BOXES or dst not in BOXES:
             continue
