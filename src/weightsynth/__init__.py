@@ -25,6 +25,21 @@ from .synthesis import synthesize
 
 __version__ = "0.1.0"
 
+#: scikit-learn estimators (issue 12), imported on first use so that `import weightsynth`
+#: does not pay for scikit-learn.
+_LAZY = {"SynthesisClassifier": "estimators", "SynthesisRegressor": "estimators",
+         "estimators": None}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        mod = importlib.import_module(".estimators", __name__)
+        return mod if _LAZY[name] is None else getattr(mod, name)
+    raise AttributeError(f"module 'weightsynth' has no attribute {name!r}")
+
+
 __all__ = [
     "GeneralResult",
     "GridProgram",
@@ -43,6 +58,8 @@ __all__ = [
     "Program",
     "ProgramFileError",
     "SolveError",
+    "SynthesisClassifier",
+    "SynthesisRegressor",
     "SolverConfig",
     "WeightProgram",
     "available_activations",

@@ -60,8 +60,14 @@ def gram(G: Float[Array, "L n"]) -> Float[Array, "L L"]:
 def closed_loop_rhs(
     Z: Float[Array, "L n"], Theta: Float[Array, "L n"], beta, act: Activation
 ) -> Float[Array, "L n"]:
-    r"""Closed-loop S in Gram form, eq. (9): dZ/dt = -Z + beta (G G^T) Theta."""
+    r"""Closed-loop S in Gram form, eq. (9): dZ/dt = -Z + beta (G G^T) Theta.
+
+    When L > n the same product is associated as G (G^T Theta) (eq. 7's W* = beta
+    Theta^T G, transposed): 4 L n^2 flops instead of 4 L^2 n.
+    """
     G = act.g(Z)
+    if G.shape[0] > G.shape[1]:
+        return -Z + beta * (G @ (G.T @ Theta))
     return -Z + beta * (gram(G) @ Theta)
 
 

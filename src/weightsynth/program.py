@@ -283,10 +283,12 @@ def _run_queries(Zq0, Xp0, Z0, Theta, beta, t0, t1, grid, save_ts, *, act, coord
 
     def field(t, y, args):
         Xp, Xq = y
-        Z = dyn.reduced_states(t, Xp, Z0, Theta, t0) if coords == "reduced" else Xp
-        G = act.g(Z)
-        K = dyn.gram(G)
-        dXp = -Xp + beta * (K if coords == "reduced" else K @ Theta)
+        if coords == "reduced":
+            G = act.g(dyn.reduced_states(t, Xp, Z0, Theta, t0))
+            dXp = -Xp + beta * dyn.gram(G)
+        else:
+            G = act.g(Xp)
+            dXp = dyn.closed_loop_rhs(Xp, Theta, beta, act)
         return dXp, dyn.query_rhs(Xq, G, Theta, beta, act, dense=dense)
 
     ys, ok, _ = solve(field, (Xp0, Zq0), t0, t1, None, cfg, step_ts=grid, save_ts=save_ts,
