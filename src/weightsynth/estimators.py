@@ -133,6 +133,7 @@ class _SynthesisBase(BaseEstimator):
         L, n = phi.shape
         self.beta_ = self._beta(L, n)
         self.solve_info_ = {}
+        self.n_iter_ = 1  # the closed form: one forward solve of S
         if self.index == "paper":
             rows = bucket(L)
             phi = pad_rows(phi, rows, neutral_output(act))
@@ -145,6 +146,7 @@ class _SynthesisBase(BaseEstimator):
                 phi.astype(dt), theta.astype(dt), self.index, self.beta_, float(self.t1),
                 act, dtype=dt, steps=self.steps, solver=self.solver, nodes=self.nodes,
                 max_iter=self.max_iter, seed=self.random_state)
+            self.n_iter_ = max(1, self.solve_info_["iterations"])
 
     def _set_layout(self, d: int, m: int) -> None:
         """n_state_ and out_offset_ (first output neuron) for d inputs and m outputs."""
@@ -198,7 +200,8 @@ class _SynthesisBase(BaseEstimator):
                           "n_state_": self.n_state_, "n_outputs_code_": self.n_outputs_code_,
                           "out_offset_": self.out_offset_,
                           "x_scaler_": self.x_scaler_.to_json(),
-                          "solve_info_": self.solve_info_, **self._fitted_json()}}
+                          "solve_info_": self.solve_info_, "n_iter_": self.n_iter_,
+                          **self._fitted_json()}}
         code = doc["params"].get("output_code", "auto")
         if not isinstance(code, str):
             doc["params"]["output_code"] = np.asarray(code).tolist()
@@ -213,6 +216,7 @@ class _SynthesisBase(BaseEstimator):
         self.out_offset_ = int(fitted["out_offset_"])
         self.x_scaler_ = ColumnScaler.from_json(fitted["x_scaler_"])
         self.solve_info_ = fitted["solve_info_"]
+        self.n_iter_ = int(fitted["n_iter_"])
 
     @classmethod
     def load(cls, path):
@@ -370,6 +374,7 @@ class SynthesisRegressor(RegressorMixin, _SynthesisBase):
 
     def predict(self, X):
         """The inverse target transform of g(z(t1))[:m]: (B,) or (B, m) like y."""
+        check_is_fitted(self, "program_")
         Y = self.y_scaler_.inverse(self._outputs(X))
         return Y[:, 0] if self._y_1d else Y
 
