@@ -100,7 +100,7 @@ def synthesis_gemms(n: int, L: int):
 
 def evals_per_solve(solver: str, steps: int) -> int:
     """Right-hand-side evaluations of a fixed-step diffrax solve, counted by running one."""
-    from weightsynth.solvers import SolverConfig, solve, uniform_grid
+    from weightsynth.core.ode import SolverConfig, solve, uniform_grid
 
     count = [0]
 

@@ -38,9 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import weightsynth as ws
-from weightsynth import dynamics as dyn
-from weightsynth.solvers import uniform_grid
-from weightsynth.synthesis import _solve_closed_loop
+from weightsynth.core import dynamics as dyn
+from weightsynth.core.ode import uniform_grid
+from weightsynth.core.synthesis import _solve_closed_loop
 
 _OUT = None
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 
 def _measure(workers: int, cells_per_worker: int, seconds: float, empty: int) -> dict:
-    from weightsynth.sweep import load_results, local_cluster, run_sweep
+    from weightsynth.engine.sweep import load_results, local_cluster, run_sweep
 
     with tempfile.TemporaryDirectory() as tmp, local_cluster(workers) as cluster:
         addr = cluster.scheduler_address

@@ -7,7 +7,7 @@ at n=2048, L=256, 200 fixed steps, and prints one JSON record per dtype with
                                    A Theta and G G^T: 4 n L^2 flops, same shapes and dtype,
                                    measured in this process)
 
-The Gram matrix is computed from its upper block triangle (weightsynth.dynamics.gram), so
+The Gram matrix is computed from its upper block triangle (weightsynth.core.dynamics.gram), so
 the flops actually done per evaluation are fewer than the 4 n L^2 the ideal counts; an
 efficiency above 1 comes from that symmetry. Compile time is reported separately, and the
 jitted solve's cache size shows that a second call with the same shapes does not recompile.
@@ -22,7 +22,7 @@ import argparse
 import _common as c
 
 import weightsynth as ws
-from weightsynth.synthesis import _solve_closed_loop
+from weightsynth.core.synthesis import _solve_closed_loop
 
 
 def run(n: int, L: int, steps: int, dtype_name: str, repeats: int, solver: str) -> dict:

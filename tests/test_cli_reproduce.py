@@ -87,7 +87,7 @@ def test_scheduler_with_workers_exits_2(tmp_path):
 
 
 def test_failed_cells_exit_1_after_writing(tmp_path, monkeypatch):
-    import weightsynth.experiments.study as study
+    import weightsynth.study.study as study
 
     errors = pd.DataFrame([dict(cell_key="k", protocol="general", params="{}",
                                 error_type="RuntimeError", message="boom", traceback="",

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from weightsynth.experiments import (
+from weightsynth.study import (
     StudyConfig,
     default_config,
     expand_grid,
@@ -17,9 +17,9 @@ from weightsynth.experiments import (
     run_cells,
     with_overrides,
 )
-from weightsynth.experiments.claims import HELD, NOT_HELD, SOME, claim_better
-from weightsynth.experiments.data import cell_rng, n_exemplars, noisy_samples, random_exemplars
-from weightsynth.experiments.protocols import autoassoc_cell, digits_cell, weights_cell
+from weightsynth.study.claims import HELD, NOT_HELD, SOME, claim_better
+from weightsynth.study.data import cell_rng, n_exemplars, noisy_samples, random_exemplars
+from weightsynth.study.protocols import autoassoc_cell, digits_cell, weights_cell
 
 # The quick study's shapes (n = 64, padded to K = 10 exemplars) for every test, so JAX
 # compiles its solvers once per session, shared with the digits and the CLI end-to-end run.
@@ -171,7 +171,7 @@ def test_expand_grid_counts():
 
 
 def test_general_protocol_rows_and_paper_index():
-    from weightsynth.general_study import general_study_cell
+    from weightsynth.study.general import general_study_cell
 
     rows = general_study_cell(n=8, load=0.25, noise=0.1, beta=0.25, t1=1.0, seed=0,
                               baselines=("outer_discrete", "projection", "storkey"),
@@ -198,7 +198,7 @@ def test_general_protocol_rows_and_paper_index():
 
 
 def test_general_claim_decided_per_rival_and_load():
-    from weightsynth.experiments.claims import claim_general, general_comparison
+    from weightsynth.study.claims import claim_general, general_comparison
 
     rng = np.random.default_rng(2)
     rows = []

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import weightsynth as ws
-from weightsynth import dynamics as dyn
-from weightsynth.synthesis import _solve_closed_loop
+from weightsynth.core import dynamics as dyn
+from weightsynth.core.synthesis import _solve_closed_loop
 
 #: documented tolerance of |J - J*| / |J*| for float32 synthesis (see benchmarks/README.md)
 FLOAT32_RTOL = 2e-4
@@ -79,7 +79,7 @@ def test_second_synthesis_with_same_shapes_does_not_recompile(rng):
 def test_float32_state_is_not_promoted_by_float64_time():
     """diffrax keeps t in float64 under x64; no array op of a float32 program may run in
     float64 (that doubled the cost of float32 synthesis before the fix)."""
-    from weightsynth.activations import Activation
+    from weightsynth.core.activations import Activation
 
     L, n = 3, 5
     A = jnp.zeros((L, L), jnp.float32)

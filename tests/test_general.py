@@ -15,9 +15,10 @@ import pytest
 import scipy.integrate as si
 
 import weightsynth as ws
-from weightsynth.general import _cost, _make_grid, _sweep_gradient
-from weightsynth.grid_program import GridProgram
-from weightsynth.problem import Problem, custom_index
+from weightsynth.control.grid_program import GridProgram
+from weightsynth.control.indices import custom_index
+from weightsynth.control.problem import Problem
+from weightsynth.control.solvers import _cost, _make_grid, _sweep_gradient
 
 BETA, T1, NODES = 0.5, 1.0, 101
 TS = np.linspace(0.0, T1, 7)
@@ -179,7 +180,7 @@ def test_linear_quadratic_case_matches_scipy_riccati(method):
 
 @pytest.mark.slow
 def test_general_study_cell_rows():
-    from weightsynth.experiments import PROTOCOLS
+    from weightsynth.study import PROTOCOLS
 
     rows = PROTOCOLS["general"](n=8, load=0.25, noise=0.1, beta=BETA, t1=T1, seed=0,
                                 indices=("correlation",), baselines=(), n_times=3,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import weightsynth as ws
-from weightsynth.program import traced
+from weightsynth.core.program import traced
 
 from . import _reference as ref
 

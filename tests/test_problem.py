@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import weightsynth as ws
-from weightsynth.problem import Problem, custom_index
+from weightsynth.control.indices import custom_index
+from weightsynth.control.problem import Problem
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from weightsynth import plots
-from weightsynth.experiments import default_config
-from weightsynth.report import build_report, claims_html
+from weightsynth.study import default_config, plots
+from weightsynth.study.report import build_report, claims_html
 
 
 def _claims():

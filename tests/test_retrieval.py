@@ -15,7 +15,7 @@ from scipy.special import erf
 from scipy.stats import binom, norm
 
 import weightsynth as ws
-from weightsynth.retrieval import is_stable
+from weightsynth.baselines.retrieval import is_stable
 
 
 def _bipolar(rng, P, n):

@@ -10,7 +10,7 @@ import pytest
 import scipy.linalg
 
 import weightsynth as ws
-from weightsynth.retrieval import discrete_recall, is_stable
+from weightsynth.baselines.retrieval import discrete_recall, is_stable
 
 
 def _bipolar(rng, P, n):

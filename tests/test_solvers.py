@@ -14,7 +14,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import weightsynth as ws
-from weightsynth.solvers import SOLVERS, raise_if_failed
+from weightsynth.core.ode import SOLVERS, raise_if_failed
 
 from . import _reference as ref
 

@@ -12,14 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from weightsynth.store import (
+from weightsynth.engine.config import cell_key
+from weightsynth.engine.results import (
     CorruptFileWarning,
     SweepStore,
     load_errors,
     load_results,
     load_results_table,
 )
-from weightsynth.sweep_config import cell_key
 
 
 def _reference_key(protocol, params, version):
@@ -108,7 +108,7 @@ def test_errors_exclude_cells_that_later_succeeded(tmp_path):
 
 
 def test_manifest_runs_and_corrupt_manifest(tmp_path):
-    from weightsynth.store import finish_run, new_run
+    from weightsynth.engine.results import finish_run, new_run
 
     store = SweepStore(tmp_path)
     run = new_run("selftest", {"protocol": "selftest", "grid": {"x": [1]}}, 1)
@@ -135,7 +135,7 @@ def test_missing_folder_and_unwritable_folder(tmp_path):
 
 # ---- one driver per folder --------------------------------------------------------------
 def test_second_driver_on_the_same_folder_is_refused_with_the_holder_named(tmp_path):
-    from weightsynth.sweep import SweepError, run_sweep
+    from weightsynth.engine.sweep import SweepError, run_sweep
 
     with SweepStore(tmp_path).lock():
         with pytest.raises(SweepError, match=rf"another sweep driver .* \(pid {os.getpid()} "):
@@ -146,7 +146,7 @@ def test_second_driver_on_the_same_folder_is_refused_with_the_holder_named(tmp_p
 
 
 def test_lock_of_a_killed_driver_is_not_stale(tmp_path):
-    code = ("import sys, time; from weightsynth.store import SweepStore\n"
+    code = ("import sys, time; from weightsynth.engine.results import SweepStore\n"
             "with SweepStore(sys.argv[1]).lock():\n    print('held', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
                               stdout=subprocess.PIPE, text=True)

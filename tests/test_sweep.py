@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from weightsynth.cli import app
-from weightsynth.store import CorruptFileWarning
-from weightsynth.sweep import SweepError, load_errors, load_results, local_cluster, run_sweep
-from weightsynth.sweep_config import load_sweep_config, parse_sweep_config, register_protocol
+from weightsynth.engine.config import load_sweep_config, parse_sweep_config, register_protocol
+from weightsynth.engine.results import CorruptFileWarning
+from weightsynth.engine.sweep import SweepError, load_errors, load_results, local_cluster, run_sweep
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_config_expands_the_cartesian_product(tmp_path):
     ({"grid": {"x": [1]}}, "missing 'protocol"),
     ({"protocol": "nope", "grid": {"x": [1]}}, "unknown protocol 'nope'"),
     ({"protocol": "no_such_module:f", "grid": {"x": [1]}}, "cannot import"),
-    ({"protocol": "weightsynth.sweep_config:nope", "grid": {"x": [1]}}, "has no function"),
+    ({"protocol": "weightsynth.engine.config:nope", "grid": {"x": [1]}}, "has no function"),
     ({"protocol": "selftest", "grid": {"x": [1], "foo": [2]}}, "unknown parameter 'foo'"),
     ({"protocol": "selftest", "grid": {"rows": [1]}}, "needs parameter 'x'"),
     ({"protocol": "selftest"}, "empty grid"),
@@ -80,7 +80,7 @@ def test_config_rejects_bad_input(data, match):
 
 
 def test_protocol_by_import_path_and_registry():
-    cfg = parse_sweep_config({"protocol": "weightsynth.sweep_config:selftest",
+    cfg = parse_sweep_config({"protocol": "sweep_protocols:selftest",
                               "grid": {"x": [1]}})
     assert cfg.cells() == [{"x": 1}]
     register_protocol("twice", lambda x: [{"y": 2 * x}])
@@ -109,7 +109,7 @@ def test_workers_are_spawned_with_one_pinned_thread(cluster):
 
 def test_failing_cell_is_recorded_and_the_others_finish(cluster, tmp_path):
     cells = [{"x": x, "fail": x == 3, "rows": 2} for x in range(6)]
-    spec = "weightsynth.sweep_config:selftest"
+    spec = "sweep_protocols:selftest"
     s = run_sweep(spec, cells, tmp_path, scheduler=cluster.address, progress=False)
     assert (s.computed, s.failed, s.skipped, s.ok) == (5, 1, 0, False)
     assert _counts(load_results(tmp_path)) == {0: 2, 1: 2, 2: 2, 4: 2, 5: 2}

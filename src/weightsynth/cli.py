@@ -79,9 +79,9 @@ def sweep(
     """
     import warnings
 
-    from .store import CorruptFileWarning
-    from .sweep import run_sweep
-    from .sweep_config import load_sweep_config
+    from .engine.config import load_sweep_config
+    from .engine.results import CorruptFileWarning
+    from .engine.sweep import run_sweep
 
     _enable_x64()
     try:
@@ -173,7 +173,7 @@ def reproduce(
     Precedence: embedded defaults (``--quick`` picks the quick ones) < ``--config`` <
     options. The same seed gives the same table.
     """
-    from .experiments.config import default_config, load_config, with_overrides
+    from .study.config import default_config, load_config, with_overrides
 
     raw = dict(n=n, loads=loads, noise=noise, beta=beta, t1=t1, seeds=seeds, methods=methods,
                seed=seed)
@@ -188,7 +188,7 @@ def reproduce(
              "workers on the cluster")
     path = _writable_dir(out)
     _enable_x64()
-    from .experiments.study import run_study
+    from .study.study import run_study
 
     try:
         res = run_study(cfg, path, progress=progress, engine=workers != 0,

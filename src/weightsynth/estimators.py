@@ -65,10 +65,10 @@ from ._estimator_data import (
     pad_columns,
     pad_rows,
 )
-from .activations import get_activation
-from .program import load_program
-from .storage import atomic_write_bytes
-from .synthesis import synthesize
+from .core.activations import get_activation
+from .core.program import load_program
+from .formats.program_file import atomic_write_bytes
+from .core.synthesis import synthesize
 
 FORMAT = "weightsynth-estimator"
 FORMAT_VERSION = 1
@@ -80,8 +80,8 @@ def _general_program(phi, theta, index, beta, t1, activation, *, dtype, steps, s
                      nodes, max_iter, seed):
     """The program of a general index: the general solver, started from the closed-form
     W* of the paper's index. The one place the estimators call the general solver."""
-    from .general import sweep_synthesize
-    from .problem import Problem
+    from .control.solvers import sweep_synthesize
+    from .control.problem import Problem
 
     start = synthesize(phi, theta, beta=beta, t1=t1, activation=activation, steps=steps,
                        solver=solver, dtype=dtype)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..storage import atomic_write_bytes
+from ..formats.program_file import atomic_write_bytes
 from .claims import decide_claims
 from .config import BASE_METHODS, StudyConfig
 from .protocols import digits_examples, weight_snapshots
@@ -71,10 +71,10 @@ def run_engine(config: StudyConfig, out, *, scheduler: str | None = None,
     import warnings
     from contextlib import nullcontext
 
-    from .. import __version__
-    from ..store import CorruptFileWarning
-    from ..sweep import load_errors, load_results, local_cluster, run_sweep
-    from ..sweep_config import cell_key
+    from .._version import __version__
+    from ..engine.config import cell_key
+    from ..engine.results import CorruptFileWarning
+    from ..engine.sweep import load_errors, load_results, local_cluster, run_sweep
 
     grids = expand_grid(config)
     root = Path(out) / "sweep"
@@ -102,7 +102,7 @@ def run_engine(config: StudyConfig, out, *, scheduler: str | None = None,
 
 def make_figures(df: pd.DataFrame, config: StudyConfig) -> dict[str, dict[str, bytes]]:
     """All figures as {name: {"png": bytes, "svg": bytes}}."""
-    from .. import plots
+    from . import plots
 
     c = config
     beta, t1, n = min(c.beta), min(c.t1), min(c.n)
@@ -154,7 +154,7 @@ def run_study(config: StudyConfig, out, progress: bool = True, *, engine: bool =
     Failed cells (engine only) are listed in the report and returned as ``errors``; the
     table, figures and report are built from the cells that finished.
     """
-    from ..report import build_report
+    from .report import build_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .storage import atomic_write_bytes
+from .._version import __version__
+from ..formats.program_file import atomic_write_bytes
 
 FORMAT = "weightsynth.sweep"
 FORMAT_VERSION = 1
@@ -78,12 +79,6 @@ class Part:
     path: Path
     keys: tuple[str, ...]
     table: pa.Table
-
-
-def _package_version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def environment() -> dict:
@@ -228,7 +223,7 @@ def new_run(protocol: str, config: dict | None, n_cells: int) -> dict:
     """A manifest entry for a run starting now."""
     return {"run_id": uuid.uuid4().hex, "started": _now(), "finished": None,
             "protocol": protocol, "config": config, "cells": n_cells,
-            "weightsynth_version": _package_version(), "environment": environment()}
+            "weightsynth_version": __version__, "environment": environment()}
 
 
 def finish_run(run: dict, summary: dict) -> dict:

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import retrieval, rules
-from ..program import ConstantProgram
-from ..synthesis import synthesize
+from ..baselines import retrieval, rules
+from ..core.program import ConstantProgram
+from ..core.synthesis import synthesize
 
 CONTINUOUS = ("optimal", "outer_continuous")
 
@@ -46,7 +46,7 @@ class Task:
     beta: float
     t1: float
     seed: int = 0           # for the discrete dynamics' update order
-    pad_L: int | None = None  # pad the training set to this many rows (see _pad)
+    pad_L: int | None = None  # pad the training set to this many rows (see pad_rows)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def _continuous(prog, queries, ts) -> Recall:
     return Recall(np.asarray(ts, float), Z, np.tanh(Z), prog)
 
 
-def _pad(x: np.ndarray, rows: int | None) -> np.ndarray:
+def pad_rows(x: np.ndarray, rows: int | None) -> np.ndarray:
     """Append zero rows up to ``rows``: shapes then repeat across cells, so compiled solvers
     are reused. A zero pair (phi = 0, theta = 0) is exact padding: it adds nothing to
     W* = beta Theta^T g(Z), and its state stays at z = 0; a zero query is simply dropped."""
@@ -75,7 +75,7 @@ def _pad(x: np.ndarray, rows: int | None) -> np.ndarray:
 
 def training_pairs(task: Task) -> tuple[np.ndarray, np.ndarray]:
     """The (possibly zero-padded) training inputs and targets used by ``optimal``."""
-    return _pad(task.inputs, task.pad_L), _pad(task.targets, task.pad_L)
+    return pad_rows(task.inputs, task.pad_L), pad_rows(task.targets, task.pad_L)
 
 
 def _optimal(task: Task, queries, ts) -> Recall:
@@ -142,6 +142,6 @@ def run_method(name: str, task: Task, queries, ts, batch: int | None = None) -> 
     queries = np.asarray(queries, float)
     B = len(queries)
     if name in CONTINUOUS:
-        queries = _pad(queries, batch)
+        queries = pad_rows(queries, batch)
     rec = fn(task, queries, np.asarray(ts, float))
     return Recall(rec.times, rec.states[:, :B], rec.outputs[:, :B], rec.program)

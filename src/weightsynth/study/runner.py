@@ -14,7 +14,12 @@ import pandas as pd
 
 from .config import BASE_METHODS, StudyConfig
 from .data import n_exemplars
-from .protocols import PROTOCOLS
+from .general import general_study_cell
+from .protocols import autoassoc_cell, digits_cell, weights_cell
+
+# the study's protocols by name (also declared as weightsynth.protocols entry points)
+PROTOCOLS = {"autoassoc": autoassoc_cell, "digits": digits_cell, "weights": weights_cell,
+             "general": general_study_cell}
 
 
 def _common(c: StudyConfig) -> dict:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..index import evaluate_index
+from ..core.cost import evaluate_index
 from .config import BASE_METHODS
 from .data import Samples, cell_rng, digits_exemplars, n_exemplars, noisy_samples, random_exemplars
 from .methods import CONTINUOUS, Task, hopfield_matrix, run_method, training_pairs
@@ -61,7 +61,7 @@ def _input_rows(splits: dict[str, Samples], base: dict) -> list[dict]:
     return rows
 
 
-def _evaluate(task: Task, splits: dict[str, Samples], ts, methods, base: dict,
+def evaluate_methods(task: Task, splits: dict[str, Samples], ts, methods, base: dict,
               index: bool, batch: int | None = None) -> list[dict]:
     """Run every method once on all splits' queries; one row per (method, split, t)."""
     rows = _input_rows(splits, base)
@@ -102,9 +102,9 @@ def autoassoc_cell(*, n: int, load: float, noise: float, beta: float, t1: float,
                 seed=int(rng.integers(2**31)), pad_L=pK * samples_per_exemplar)
     base = dict(protocol="autoassoc", n=n, K=K, L=len(train.inputs), load=float(load),
                 noise=float(noise), beta=float(beta), t1=float(t1), seed=int(seed))
-    return _evaluate(task, {"train": train, "test": test}, time_grid(t1, n_times, claim_times),
-                     methods, base, index,
-                     batch=_batch(pK, samples_per_exemplar, test_samples_per_exemplar))
+    ts = time_grid(t1, n_times, claim_times)
+    return evaluate_methods(task, {"train": train, "test": test}, ts, methods, base, index,
+                            batch=_batch(pK, samples_per_exemplar, test_samples_per_exemplar))
 
 
 def digits_cell(*, noise: float, beta: float, t1: float, seed: int, base_seed: int = 0,
@@ -123,9 +123,9 @@ def digits_cell(*, noise: float, beta: float, t1: float, seed: int, base_seed: i
                 seed=int(rng.integers(2**31)))
     base = dict(protocol="digits", n=64, K=10, L=len(train.inputs), load=10 / 64,
                 noise=float(noise), beta=float(beta), t1=float(t1), seed=int(seed))
-    return _evaluate(task, {"train": train, "test": test, "real": real},
-                     time_grid(t1, n_times, claim_times), methods, base, index,
-                     batch=_digits_batch(samples_per_exemplar, test_samples_per_exemplar))
+    return evaluate_methods(task, {"train": train, "test": test, "real": real},
+                            time_grid(t1, n_times, claim_times), methods, base, index,
+                            batch=_digits_batch(samples_per_exemplar, test_samples_per_exemplar))
 
 
 def _digits_batch(spe: int, tspe: int) -> int:
@@ -233,4 +233,3 @@ def digits_examples(*, noise: float, beta: float, t1: float, seed: int = 0,
 
 
 #: protocol name -> function(**cell) -> list of tidy records
-PROTOCOLS = {"autoassoc": autoassoc_cell, "digits": digits_cell, "weights": weights_cell}

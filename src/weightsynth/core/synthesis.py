@@ -14,11 +14,11 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from .._validation import check_interval, check_pair, check_positive, resolve_dtype
 from . import dynamics as dyn
-from ._validation import check_interval, check_pair, check_positive, resolve_dtype
 from .activations import Activation, get_activation
+from .ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
 from .program import WeightProgram
-from .solvers import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
 
 _COORDS = ("auto", "reduced", "direct")
 

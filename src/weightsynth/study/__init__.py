@@ -4,14 +4,11 @@ Protocols return tidy records (no plotting here); :func:`run_study` runs them al
 writes the table, figures and report.
 """
 
-from ..general_study import general_study_cell
 from .config import METHOD_NAMES, StudyConfig, default_config, load_config, with_overrides
 from .methods import METHODS, Recall, Task, run_method
-from .protocols import PROTOCOLS, time_grid
-from .runner import expand_grid, run_cells
+from .protocols import time_grid
+from .runner import PROTOCOLS, expand_grid, run_cells
 from .stats import mean_ci, paired_difference, summarize
-
-PROTOCOLS["general"] = general_study_cell  # issue 4: general indices (general_study.py)
 
 __all__ = [
     "METHODS",

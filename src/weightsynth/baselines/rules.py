@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_matrix
+from .._validation import as_matrix
 
 
 def outer_product_rule(targets, scale: float | None = None, *, zero_diagonal: bool = False

@@ -15,26 +15,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._validation import as_matrix, check_times
+from .._version import __version__
+from ..errors import ProgramFileError
+from ..formats.program_file import load_program_file, require, save_program_file
 from . import dynamics as dyn
-from ._validation import as_matrix, check_times
 from .activations import Activation, get_activation
-from .errors import ProgramFileError
-from .solvers import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
-from .storage import load_program_file, require, save_program_file
-
-
-def _package_version() -> str:
-    try:
-        return version("weightsynth")
-    except PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
+from .ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
 
 
 class Program(eqx.Module):
@@ -95,7 +88,7 @@ class Program(eqx.Module):
     def save(self, path) -> None:
         """Save to one pickle-free safetensors file (see :mod:`weightsynth.storage`)."""
         tensors, meta = self._file_contents()
-        base = {"kind": self.kind, "weightsynth_version": _package_version(),
+        base = {"kind": self.kind, "weightsynth_version": __version__,
                 "activation": self.activation.name, "gain": repr(self.activation.gain),
                 "t0": repr(self.t0), "t1": repr(self.t1), "n": str(self.n),
                 "dtype": str(np.dtype(self.dtype)), "solver": json.dumps(self.solver.as_dict())}

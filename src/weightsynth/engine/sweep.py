@@ -28,7 +28,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .store import (
+from .._version import __version__
+from .config import (
+    Protocol,
+    cell_key,
+    check_parameters,
+    register_protocol,
+    resolve_protocol,
+    worker_spec,
+)
+from .results import (
     BadFile,
     CorruptFileWarning,
     SweepStore,
@@ -37,17 +46,9 @@ from .store import (
     load_results,
     new_run,
 )
-from .sweep_config import (
-    Protocol,
-    cell_key,
-    check_parameters,
-    register_protocol,
-    resolve_protocol,
-    selftest,
-)
 
 __all__ = ["SweepError", "SweepSummary", "load_errors", "load_results", "local_cluster",
-           "register_protocol", "run_sweep", "selftest", "worker_env"]
+           "register_protocol", "run_sweep", "worker_env"]
 
 _XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 # Worker preload (module text, run at worker start): Ctrl-C in a terminal signals the whole
@@ -156,8 +157,6 @@ def _driver_x64() -> bool | None:
 
 def _run_cell(spec, params: dict, x64: bool | None, version: str) -> dict:
     """Run one cell on a worker; never raises for a failing protocol."""
-    from . import __version__
-
     try:
         if __version__ != version:
             raise RuntimeError(f"worker runs weightsynth {__version__}, driver {version}")
@@ -179,8 +178,6 @@ def _run_cell(spec, params: dict, x64: bool | None, version: str) -> dict:
 
 
 def _prepare(protocol, cells: Iterable[Mapping]) -> tuple[str, Protocol, dict[str, dict]]:
-    from . import __version__
-
     name, fn = resolve_protocol(protocol)
     keyed: dict[str, dict] = {}
     for cell in cells:
@@ -217,7 +214,7 @@ class _Batcher:
                            if v is None or isinstance(v, bool | int | float | str)}
                 self.rows.extend({**scalars, **r, "cell_key": key} for r in out["records"])
             return True
-        from .sweep_config import canonical_json
+        from .config import canonical_json
 
         self.err_keys.append(key)
         self.errors.append({"cell_key": key, "protocol": self.protocol,
@@ -283,8 +280,6 @@ class _Feeder:
     workers that join later get work), at least 64 and two batches."""
 
     def __init__(self, client, ac, spec, pending, x64, batch_size: int):
-        from . import __version__
-
         self.client, self.ac, self.spec, self.x64 = client, ac, spec, x64
         self.version, self.batch_size = __version__, batch_size
         self.queue = iter(pending)
@@ -385,7 +380,7 @@ def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str |
         store.record_run(run)
         computed = failed = 0
         if pending:
-            spec = protocol if isinstance(protocol, str) else fn
+            spec = worker_spec(protocol, fn)
             batcher = _Batcher(store, name, batch_size, flush_seconds, done, on_batch)
             with _client(scheduler, workers, connect_timeout) as client:
                 run["cluster"] = {"scheduler": scheduler or "local",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import softmax
 
-from ._validation import as_matrix, check_positive
+from .._validation import as_matrix, check_positive
 
 
 def discrete_recall(W, x, *, max_sweeps: int = 100, seed: int = 0, zero_diagonal: bool = True,

@@ -15,7 +15,7 @@ import diffrax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import SolveError
+from ..errors import SolveError
 
 #: name -> (diffrax solver class, classical order)
 SOLVERS: dict[str, tuple[type, int]] = {

@@ -16,10 +16,10 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from .activations import Activation
-from .program import Program
-from .solvers import SolverConfig, finite_rows, raise_if_failed, solve
-from .storage import require
+from ..core.activations import Activation
+from ..core.ode import SolverConfig, finite_rows, raise_if_failed, solve
+from ..core.program import Program
+from ..formats.program_file import require
 
 
 def interp_nodes(nodes, t, t0, t1):
@@ -102,7 +102,7 @@ class GridProgram(Program):
         W, drive = tensors["W"], tensors["drive"]
         n = int(meta["n"])
         if W.ndim != 3 or W.shape[1:] != (n, n) or drive.shape != W.shape[:2]:
-            from .errors import ProgramFileError
+            from ..errors import ProgramFileError
 
             raise ProgramFileError("program file arrays have inconsistent shapes")
         return cls(W=W, drive=drive, stats=json.loads(meta.get("stats", "{}")), **common)
@@ -119,7 +119,7 @@ def _simulate(prog: GridProgram, Zq0, grid, save_ts):
 
 
 def _register() -> None:
-    from .program import _KINDS
+    from ..core.program import _KINDS
 
     _KINDS[GridProgram.kind] = GridProgram
 

@@ -23,11 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._validation import as_matrix, check_interval, check_pair, check_positive, resolve_dtype
 from . import dynamics as dyn
-from ._validation import as_matrix, check_interval, check_pair, check_positive, resolve_dtype
 from .activations import Activation, get_activation
+from .ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
 from .program import ConstantProgram, Program, traced
-from .solvers import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
 
 
 @dataclass(frozen=True)

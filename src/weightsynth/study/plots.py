@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .experiments.stats import summarize  # noqa: E402
+from .stats import summarize  # noqa: E402
 
 COLORS = {"optimal": "C0", "outer_continuous": "C1", "outer_discrete": "C2",
           "projection": "C3", "storkey": "C4", "dense": "C5", "input": "0.4",

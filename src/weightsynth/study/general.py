@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .general import direct_synthesize, sweep_synthesize
-from .index import evaluate_index
-from .problem import Problem
-from .synthesis import synthesize
+from ..control.problem import Problem
+from ..control.solvers import direct_synthesize, sweep_synthesize
+from ..core.cost import evaluate_index
+from ..core.synthesis import synthesize
+from .data import cell_rng, n_exemplars, noisy_samples, random_exemplars
+from .methods import Task, pad_rows, training_pairs
+from .protocols import evaluate_methods
 
 INDEX_NAMES = ("correlation", "squared_error", "paper")
 BASELINES = ("optimal", "outer_continuous", "outer_discrete", "projection", "storkey")
@@ -50,15 +53,13 @@ def _solve_rows(name, solve, train, test, ts, base, beta, t1, start, nodes, max_
     The training pairs are zero-padded to ``pad`` rows: a pair phi = 0, theta = 0 starts at
     z = 0 and stays there (g(0) = 0), costs nothing under every index here and has a zero
     costate, so the padding is exact; it lets every load share one compiled solver."""
-    from .experiments.methods import _pad
-
-    phi, theta = _pad(train.inputs, pad), _pad(train.targets, pad)
+    phi, theta = pad_rows(train.inputs, pad), pad_rows(train.targets, pad)
     problem = Problem(phi, theta, name, beta=beta, t1=t1)
     res = solve(problem, W0=start, nodes=nodes, max_iter=max_iter)
     rows: list[dict] = []
     for split, s in (("train", train), ("test", test)):
         B = len(s.inputs)
-        Z = np.asarray(res.program.trajectory(_pad(s.inputs, pad), ts))[:, :B]
+        Z = np.asarray(res.program.trajectory(pad_rows(s.inputs, pad), ts))[:, :B]
         part = _rows(ts, Z, np.asarray(problem.activation.g(Z)), s.targets,
                      dict(base, method=f"general-{name}", split=split))
         if split == "train":
@@ -86,10 +87,6 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
     ``pad_K``: solve as if there were that many exemplars (exact zero padding, see
     :func:`_solve_rows`), so cells of different loads share compiled solvers.
     """
-    from .experiments.data import cell_rng, n_exemplars, noisy_samples, random_exemplars
-    from .experiments.methods import Task, training_pairs
-    from .experiments.protocols import _evaluate
-
     if solver not in ("sweep", "direct"):
         raise ValueError(f"solver must be 'sweep' or 'direct', got {solver!r}")
     bad = [i for i in indices if i not in INDEX_NAMES]
@@ -109,9 +106,9 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
     if baselines:
         task = Task(ex, train.inputs, train.targets, float(beta), float(t1),
                     seed=int(rng.integers(2**31)), pad_L=pK * samples_per_exemplar)
-        rows += _evaluate(task, {"train": train, "test": test}, ts, tuple(baselines), base,
-                          index=False,
-                          batch=pK * (samples_per_exemplar + test_samples_per_exemplar))
+        rows += evaluate_methods(task, {"train": train, "test": test}, ts, tuple(baselines),
+                                 base, index=False,
+                                 batch=pK * (samples_per_exemplar + test_samples_per_exemplar))
     solve = sweep_synthesize if solver == "sweep" else direct_synthesize
     start = synthesize(*training_pairs(Task(ex, train.inputs, train.targets, float(beta),
                                             float(t1), pad_L=pad)),

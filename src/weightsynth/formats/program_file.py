@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as _st_load
 from safetensors.numpy import save as _st_save
 
-from .errors import ProgramFileError
+from ..errors import ProgramFileError
 
 FORMAT = "weightsynth.program"
 FORMAT_VERSION = 1

@@ -38,10 +38,10 @@ import numpy as np
 import optimistix as optx
 import pandas as pd
 
+from ..core.ode import SOLVERS, SolverConfig
+from ..core.program import Program
 from .grid_program import GridProgram, interp_nodes
 from .problem import Problem
-from .program import Program
-from .solvers import SOLVERS, SolverConfig
 
 
 @dataclass(frozen=True)

@@ -2,22 +2,23 @@
 
 A sweep config is a TOML file::
 
-    protocol = "selftest"      # a registered protocol name, or "package.module:function"
+    protocol = "autoassoc"     # a protocol name, or "package.module:function"
 
     [grid]                     # lists of values; their cartesian product gives the cells
-    x = [1, 2, 3]
+    load = [0.05, 0.1]
     seed = [0, 1]
 
     [fixed]                    # the same value in every cell (optional)
-    seconds = 0.5
+    n = 64
 
     [sweep]                    # engine settings (optional)
     batch_size = 32
 
 A protocol is a function ``protocol(**cell) -> list[dict]`` returning tidy records, one
-dict per row. Names resolve first in this module's registry (``selftest``, and whatever
-:func:`register_protocol` adds), then in ``weightsynth.experiments.PROTOCOLS`` when that
-package exists; a string ``"module:function"`` is imported.
+dict per row. Names resolve first in this process's registry (what :func:`register_protocol`
+adds), then in the ``weightsynth.protocols`` entry-point group, where installed packages
+declare theirs (the study's ``autoassoc``, ``digits``, ... come from there); a string
+``"module:function"`` is imported.
 
 Each cell has a stable key: the SHA-256 of the canonical JSON (sorted keys, no spaces) of
 ``{"params": cell, "protocol": name, "version": weightsynth version}``.
@@ -27,12 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
+import importlib.metadata
 import inspect
 import itertools
 import json
 import os
-import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,50 +40,12 @@ from pathlib import Path
 
 Protocol = Callable[..., list]
 
+ENTRY_POINT_GROUP = "weightsynth.protocols"
 _REGISTRY: dict[str, Protocol] = {}
 _SECTIONS = {"protocol", "grid", "fixed", "sweep"}
 _SWEEP_KEYS = {"batch_size"}
 
 
-def selftest(x: float, seconds: float = 0.0, sleep: float = 0.0, fail: bool = False,
-             rows: int = 1, log_dir: str | None = None,
-             exit_once: str | None = None) -> list[dict]:
-    """A cheap protocol to test and benchmark the sweep engine (no JAX, no maths).
-
-    Burns ``seconds`` of this process's CPU time (a busy loop), sleeps ``sleep`` s, returns
-    ``rows`` records ``{"x", "i", "y" = x**2 + i, "cpu_s", "pid"}``. With ``fail`` it raises
-    RuntimeError. With ``log_dir`` it first writes one file per call there (to count calls).
-    With ``exit_once`` (a marker path) the first call to create the marker kills its own
-    process with ``os._exit(1)``, simulating a worker that dies mid-sweep.
-    """
-    if log_dir is not None:
-        Path(log_dir, f"{x}-{os.getpid()}-{time.time_ns()}.call").write_text(str(x))
-    if exit_once is not None:
-        try:
-            os.close(os.open(exit_once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            pass
-        else:
-            os._exit(1)
-    used = _spin(float(seconds))
-    time.sleep(float(sleep))
-    if fail:
-        raise RuntimeError(f"selftest cell x={x!r} failed on purpose")
-    return [{"x": x, "i": i, "y": float(x) ** 2 + i, "cpu_s": used, "pid": os.getpid()}
-            for i in range(int(rows))]
-
-
-def _spin(seconds: float) -> float:
-    """Busy-loop until this process has used ``seconds`` of CPU time; return the time used."""
-    start = time.process_time()
-    acc = 0
-    while time.process_time() - start < seconds:
-        for k in range(2000):
-            acc += k * k
-    return time.process_time() - start
-
-
-_REGISTRY["selftest"] = selftest
 
 
 def register_protocol(name: str, fn: Protocol) -> None:
@@ -100,13 +62,18 @@ def register_protocol(name: str, fn: Protocol) -> None:
 
 
 def available_protocols() -> dict[str, Protocol]:
-    """All protocols known by name: the experiments package's and this registry's."""
-    out: dict[str, Protocol] = {}
-    if importlib.util.find_spec("weightsynth.experiments") is not None:
-        experiments = importlib.import_module("weightsynth.experiments")
-        out.update(getattr(experiments, "PROTOCOLS", {}))
+    """All protocols known by name: those installed packages declare, then this registry's.
+
+    A package offers protocols through the ``weightsynth.protocols`` entry-point group (the
+    study declares its own in pyproject.toml), so the engine needs no knowledge of them.
+    """
+    out: dict[str, Protocol] = {ep.name: ep.load() for ep in _entry_points()}
     out.update(_REGISTRY)
     return out
+
+
+def _entry_points():
+    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
 
 
 def resolve_protocol(spec: str | Protocol) -> tuple[str, Protocol]:
@@ -119,11 +86,26 @@ def resolve_protocol(spec: str | Protocol) -> tuple[str, Protocol]:
         return spec, _import_protocol(spec)
     if spec in _REGISTRY:
         return spec, _REGISTRY[spec]
+    for ep in _entry_points():
+        if ep.name == spec:
+            return spec, ep.load()
     known = available_protocols()
     if spec not in known:
         raise ValueError(f"unknown protocol {spec!r} (known: {', '.join(sorted(known))}; "
                          "or give 'package.module:function')")
     return spec, known[spec]
+
+
+def worker_spec(spec: str | Protocol, fn: Protocol) -> str | Protocol:
+    """What to send the workers for protocol ``spec`` (resolved to ``fn`` here).
+
+    Entry-point names and ``"module:function"`` strings resolve on every worker. A name
+    that :func:`register_protocol` added in this process alone is unknown there, so the
+    function itself is shipped (pickled by reference: its module must import on workers).
+    """
+    if isinstance(spec, str) and spec not in _REGISTRY:
+        return spec
+    return fn
 
 
 def _import_protocol(spec: str) -> Protocol:
