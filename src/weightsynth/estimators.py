@@ -67,8 +67,8 @@ from ._estimator_data import (
 )
 from .core.activations import get_activation
 from .core.program import load_program
-from .formats.program_file import atomic_write_bytes
 from .core.synthesis import synthesize
+from .formats.program_file import atomic_write_bytes
 
 FORMAT = "weightsynth-estimator"
 FORMAT_VERSION = 1
@@ -80,8 +80,8 @@ def _general_program(phi, theta, index, beta, t1, activation, *, dtype, steps, s
                      nodes, max_iter, seed):
     """The program of a general index: the general solver, started from the closed-form
     W* of the paper's index. The one place the estimators call the general solver."""
-    from .control.solvers import sweep_synthesize
     from .control.problem import Problem
+    from .control.solvers import sweep_synthesize
 
     start = synthesize(phi, theta, beta=beta, t1=t1, activation=activation, steps=steps,
                        solver=solver, dtype=dtype)

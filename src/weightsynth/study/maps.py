@@ -134,18 +134,23 @@ def _error(kind, pred, y, targets=None):
     return float(np.mean((pred - y) ** 2))
 
 
-def _tuned(method, kind, Xtr, ytr, k, seed, quick, score):
-    """Pick the grid value with the least validation error, refit on all training data."""
+#: without tuning (quick mode), every method takes the second value of its grid
+UNTUNED = 1
+
+
+def _tuned(method, kind, Xtr, ytr, k, seed, quick, score, tune=True):
+    """Pick the grid value with the least validation error, refit on all training data
+    (``tune=False``: the grid's entry UNTUNED, no validation fits)."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
 
     grid = GRIDS[method]
     mk = ytr.shape[1] if ytr.ndim == 2 else k
-    best = grid[0]
+    best = grid[min(UNTUNED, len(grid) - 1)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if len(grid) > 1:
+        if tune and len(grid) > 1:
             rng = np.random.default_rng(seed)
             perm = rng.permutation(len(Xtr))
             nv = max(1, len(Xtr) // 4)
@@ -165,13 +170,14 @@ def _tuned(method, kind, Xtr, ytr, k, seed, quick, score):
 
 def _rows(task, methods, kind, Xtr, ytr, Xte, yte, k, seed, quick, score, base,
           confusion=False):
+    tune = base.get("tuned", True)
     rows = []
     for m in methods:
         try:
-            mdl, best, fit_s = _tuned(m, kind, Xtr, ytr, k, seed, quick, score)
+            mdl, best, fit_s = _tuned(m, kind, Xtr, ytr, k, seed, quick, score, tune)
             pred = _predict(mdl, m, kind, Xte, k)
             row = dict(base, method=m, error=score(pred, yte), fit_seconds=fit_s,
-                       chosen=json.dumps(best), budget=len(GRIDS[m]))
+                       chosen=json.dumps(best), budget=len(GRIDS[m]) if tune else 1)
             if confusion:
                 from sklearn.metrics import confusion_matrix
 
@@ -183,15 +189,18 @@ def _rows(task, methods, kind, Xtr, ytr, Xte, yte, k, seed, quick, score, base,
     return rows
 
 
-def _base(task, n, L, seed, load=np.nan, noise=np.nan):
+def _base(task, n, L, seed, load=np.nan, noise=np.nan, tune=True):
     return dict(protocol="maps", task=task, split="test", n=n, L=int(L), load=load,
-                noise=noise, beta=np.nan, t1=np.nan, seed=int(seed), t=np.nan)
+                noise=noise, beta=np.nan, t1=np.nan, seed=int(seed), t=np.nan,
+                tuned=bool(tune))
 
 
 def maps_cell(*, task: str, seed: int, base_seed: int = 0, size: int = 0,
               load: float = 0.1, noise: float = 0.15, n: int = 100, samples: int = 5,
-              methods=None, quick: bool = False, confusion: bool = False) -> list[dict]:
-    """One cell of the ``maps`` protocol; rows: (method, error, fit_seconds, chosen)."""
+              methods=None, quick: bool = False, with_confusion: bool = False,
+              tune: bool = True) -> list[dict]:
+    """One cell of the ``maps`` protocol; rows: (method, error, fit_seconds, chosen,
+    budget). ``tune=False`` skips the validation fits (quick mode)."""
     if task == "hetero":
         rng = cell_rng("maps-hetero", n, float(load), float(noise), seed, base_seed=base_seed)
         K = max(2, int(round(load * n)))
@@ -203,7 +212,7 @@ def maps_cell(*, task: str, seed: int, base_seed: int = 0, size: int = 0,
             return Xk[lab] * np.where(rng.random((len(lab), n)) < noise, -1.0, 1.0)
 
         Xtr, Xte = noisy(), noisy()
-        base = _base("hetero", n, len(lab), seed, float(load), float(noise))
+        base = _base("hetero", n, len(lab), seed, float(load), float(noise), tune)
         out = []
         meths = methods or CLASSIFY
         reg = [m for m in meths if m in ("synth", "hebbian", "pinv", "ridge")]
@@ -221,16 +230,16 @@ def maps_cell(*, task: str, seed: int, base_seed: int = 0, size: int = 0,
         perm = rng.permutation(len(X))
         te, pool = perm[:497], perm[497:]
         tr = pool[:size]
-        base = _base("digits", 64, size, seed)
+        base = _base("digits", 64, size, seed, tune=tune)
         return _rows("digits", methods or CLASSIFY, "class", X[tr], y[tr], X[te], y[te],
                      10, seed, quick, lambda p, t: _error("class", p, t), base,
-                     confusion=confusion)
+                     confusion=with_confusion)
     if task == "smooth":
         rng = cell_rng("maps-smooth", n, seed, base_seed=base_seed)
         A = rng.standard_normal((n, n)) / math.sqrt(n)
         b = 0.1 * rng.standard_normal(n)
         Xtr, Xte = rng.standard_normal((size, n)), rng.standard_normal((500, n))
-        base = _base("smooth", n, size, seed)
+        base = _base("smooth", n, size, seed, tune=tune)
         meths = [m for m in (methods or REGRESS) if m in REGRESS
                  and not (m.startswith("general-") and size > GENERAL_MAX_L)]
         return _rows("smooth", meths, "reg", Xtr, np.tanh(Xtr @ A.T + b), Xte,
