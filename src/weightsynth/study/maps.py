@@ -87,6 +87,8 @@ def _make(method: str, kind: str, p: dict, d: int, m: int, L: int, seed: int, qu
                                   steps=20, nodes=11, max_iter=10 if quick else 20)
     if method in ("hebbian", "pinv"):
         return _Linear(method)
+    if method == "knn":   # a grid value above the training-set size means all of it
+        p = dict(p, n_neighbors=min(p["n_neighbors"], L))
     it = 100 if quick else 200
     table = {
         ("ridge", "class"): lambda: linear_model.RidgeClassifier(**p),

@@ -59,8 +59,10 @@ def claim_rows(df: pd.DataFrame) -> tuple[list[dict], dict]:
     from .claims import MIN_SEEDS, _status
 
     m = maps_rows(df)
-    if m.empty or "synth" not in set(m.method):
+    if m.empty:
         return [], {}
+    if "synth" not in set(m.method):
+        return [], {"maps_summary": summarize(m, [*KEYS, "method"], "error")}
     seeds = int(m.groupby(KEYS + ["method"], dropna=False).seed.nunique().min())
     note = f"; {seeds} seeds per setting (95% t-intervals)" + (
         f"; fewer than {MIN_SEEDS} seeds: indicative only" if seeds < MIN_SEEDS else "")
