@@ -87,8 +87,9 @@ def test_float32_state_is_not_promoted_by_float64_time():
     Th = jnp.ones((L, n), jnp.float32)
     t = jnp.asarray(0.3, jnp.float64)
     jaxpr = jax.make_jaxpr(
-        lambda t, A: dyn.reduced_rhs(t, A, Z0, Th, jnp.asarray(0.0, jnp.float32),
-                                     jnp.asarray(0.5, jnp.float32), Activation("tanh"))
+        lambda t, A: dyn.closed_loop_rhs(t, A, Z0, Th, jnp.asarray(0.5, jnp.float32),
+                                         jnp.asarray(0.0, jnp.float32), Activation("tanh"),
+                                         "reduced")[0]
     )(t, A)
     wide = [v for eqn in jaxpr.eqns for v in eqn.outvars
             if v.aval.dtype == jnp.float64 and v.aval.shape != ()]

@@ -15,6 +15,7 @@ import diffrax
 import jax.numpy as jnp
 import numpy as np
 
+from .._validation import check_int
 from ..errors import SolveError
 
 #: name -> (diffrax solver class, classical order)
@@ -30,6 +31,13 @@ SOLVERS: dict[str, tuple[type, int]] = {
 }
 
 
+#: default tolerances of synthesis and recall
+RTOL, ATOL = 1e-8, 1e-10
+#: default tolerances of the index (core.cost): a measuring instrument must resolve the error
+#: of what it measures, so it runs 100 times tighter than synthesis
+INDEX_RTOL, INDEX_ATOL = 1e-10, 1e-12
+
+
 @dataclass(frozen=True)
 class SolverConfig:
     """How to integrate an ODE.
@@ -41,24 +49,20 @@ class SolverConfig:
 
     solver: str = "tsit5"
     steps: int | None = None
-    rtol: float = 1e-8
-    atol: float = 1e-10
+    rtol: float = RTOL
+    atol: float = ATOL
     max_steps: int = 100_000
     progress: bool = False
 
     def __post_init__(self):
         if self.solver not in SOLVERS:
             raise ValueError(f"unknown solver {self.solver!r}; known: {', '.join(SOLVERS)}")
-        s = self.steps
-        if s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer))
-                              or s < 1):
-            raise ValueError(f"steps must be a positive integer or None, got {s!r}")
+        check_int(self.steps, "steps", none_ok=True)
         for name in ("rtol", "atol"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-        if not isinstance(self.max_steps, (int, np.integer)) or self.max_steps < 1:
-            raise ValueError(f"max_steps must be a positive integer, got {self.max_steps!r}")
+        check_int(self.max_steps, "max_steps")
 
     @property
     def adaptive(self) -> bool:
@@ -71,6 +75,14 @@ class SolverConfig:
     def as_dict(self) -> dict:
         return {"solver": self.solver, "steps": self.steps, "rtol": self.rtol,
                 "atol": self.atol, "max_steps": self.max_steps}
+
+
+def solver_config(solver: str | SolverConfig, **settings) -> SolverConfig:
+    """``solver`` if it is a :class:`SolverConfig` (then ``settings`` must be left at their
+    defaults), else a config of that solver name with ``settings`` (steps, rtol, ...)."""
+    if isinstance(solver, SolverConfig):
+        return solver
+    return SolverConfig(solver=solver, **settings)
 
 
 def uniform_grid(t0: float, t1: float, steps: int) -> np.ndarray:

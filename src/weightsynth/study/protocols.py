@@ -62,7 +62,7 @@ def _input_rows(splits: dict[str, Samples], base: dict) -> list[dict]:
 
 
 def evaluate_methods(task: Task, splits: dict[str, Samples], ts, methods, base: dict,
-              index: bool, batch: int | None = None) -> list[dict]:
+                     index: bool, batch: int | None = None) -> list[dict]:
     """Run every method once on all splits' queries; one row per (method, split, t)."""
     rows = _input_rows(splits, base)
     queries = np.concatenate([s.inputs for s in splits.values()])
