@@ -203,4 +203,8 @@ def decide_claims(df: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
     rows = [claim_w0(weights), c2, c3, c4, claim_index(auto)]
     if len(gen):
         rows += [claim_general(comp, gen, "train"), claim_general(comp, gen, "test")]
-    return pd.DataFrame(rows), {"hopfield": hop, "train": d3, "test": d4, "general": comp}
+    from .maps_report import claim_rows  # issue 12: protocol maps
+
+    maps_claims, maps_details = claim_rows(df)
+    return pd.DataFrame(rows + maps_claims), {"hopfield": hop, "train": d3, "test": d4,
+                                              "general": comp, **maps_details}

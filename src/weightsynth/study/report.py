@@ -12,6 +12,8 @@ from dataclasses import asdict
 
 import pandas as pd
 
+from .maps_report import section_html as maps_section_html
+
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}
@@ -40,6 +42,11 @@ FIGURE_CAPTIONS = {
               "method's recall; accuracy versus t.",
     "weights": "(e) The weight program: W*(t) heatmaps, the Hopfield matrix W_H, and their "
                "relative distance over t.",
+    "maps_error": "Arbitrary maps: test error on fresh inputs against the "
+                  "training-set size (digits, smooth teacher) and the load K/n (random "
+                  "heteroassociation), mean and 95% band over seeds.",
+    "maps_confusion": "Digits confusion matrices at the largest training set, summed over "
+                      "seeds.",
     "general": "General recall indices: bit accuracy at t1 of the programs "
                "synthesized for the terminal output correlation and the terminal squared "
                "error, against the baselines on the same samples (mean and 95% interval).",
@@ -138,6 +145,7 @@ seeds, differences paired by seed.</p>
 {_detail("Claim 4 per setting (fresh samples): optimal - outer product",
          details.get("test"))}
 {_general_section(details)}
+{maps_section_html(details)}
 {_errors_section(errors)}
 <h2>Figures</h2>
 {figs}
