@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import diffrax
+import equinox._errors as _eqx_errors  # its EQX_ON_ERROR is read as a check is traced
 import jax.numpy as jnp
 import numpy as np
 
@@ -134,17 +135,15 @@ def _checks_without_callbacks():
     the times on the host first (``check_times``), so these checks cannot fire; were one to,
     its NaN reaches :func:`raise_if_failed`, which raises. Only this tracing is affected.
     """
-    import equinox._errors as errors  # equinox reads this global when it traces a check
-
-    old = getattr(errors, "EQX_ON_ERROR", None)
+    old = getattr(_eqx_errors, "EQX_ON_ERROR", None)
     if old is None:  # another equinox layout: leave its checks as they are
         yield
         return
-    errors.EQX_ON_ERROR = "nan"
+    _eqx_errors.EQX_ON_ERROR = "nan"
     try:
         yield
     finally:
-        errors.EQX_ON_ERROR = old
+        _eqx_errors.EQX_ON_ERROR = old
 
 
 def _identity(t, y, args):
