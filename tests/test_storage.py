@@ -64,7 +64,7 @@ def test_file_is_plain_safetensors_with_documented_metadata(saved):
     for key in ("format", "format_version", "kind", "weightsynth_version", "activation",
                 "gain", "beta", "t0", "t1", "n", "L", "dtype", "solver", "sha256"):
         assert key in meta, key
-    assert meta["format"] == "weightsynth.core.program" and meta["kind"] == "optimal"
+    assert meta["format"] == "weightsynth.program" and meta["kind"] == "optimal"
     assert meta["format_version"] == "1" and meta["dtype"] == "float64"
     assert json.loads(meta["solver"])["solver"] == "tsit5"
     with safe_open(str(saved), "np") as f:
@@ -97,7 +97,7 @@ def _damage_cases(data: bytes):
         "truncated data": (data[: len(data) - 40], "truncated or corrupted"),
         "flipped byte": (bytes(flipped), "checksum mismatch"),
         "random bytes": (rng.bytes(4096), "not a safetensors header|not valid JSON"),
-        "json file": (b'{"format": "weightsynth.core.program"}' * 4, "not a safetensors|not valid"),
+        "json file": (b'{"format": "weightsynth.program"}' * 4, "not a safetensors|not valid"),
         "plain safetensors": (st_save({"W": np.eye(3)}), "no metadata"),
         "other metadata": (st_save({"W": np.eye(3)}, metadata={"format": "pt"}),
                            "not a weightsynth program file"),

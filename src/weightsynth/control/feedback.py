@@ -1,14 +1,14 @@
 r"""Feedback solver for the general problem: W(t) = C(t)^T g(Z(t)), C optimized by L-BFGS.
 
 For the network f = -z + W g(z) + d(t) and an index whose running cost does not depend on W,
-every stationary program is W = -beta Lambda^T G (eq. 13), so the solver searches the
-programs W = C^T G with C (L x n) piecewise linear on T nodes (eq. 14); for the driven
+every stationary program is W = -beta Lambda^T G (eq. 20), so the solver searches the
+programs W = C^T G with C (L x n) piecewise linear on T nodes (eq. 21); for the driven
 network f = -z + W x_r(t) + d(t) the same holds with G replaced by the signal X(t). Each
 evaluation of S costs O(n L^2) and never forms W.
 
 J(C) is the discretized index (feedback_kernel); its exact gradient comes from reverse-mode
 autodiff through the fixed-step solve. optimistix's L-BFGS minimizes it in the variables
-P_k = sqrt(w_k) R_k C_k, R_k^T R_k = K(t_k) (eq. 15), the L2 metric of W, refreshed along
+P_k = sqrt(w_k) R_k C_k, R_k^T R_k = K(t_k) (eq. 22), the L2 metric of W, refreshed along
 the current trajectory every ``refresh`` iterations. The iterations run inside one compiled
 chunk of ``chunk`` L-BFGS steps; only the history crosses to Python between chunks.
 """
@@ -53,7 +53,7 @@ def _index_kind(problem: Problem) -> str:
 
 
 def _check_feedback_form(problem: Problem, kind: str) -> str:
-    """The dynamics kind; refuses problems outside the feedback form (eq. 13)."""
+    """The dynamics kind; refuses problems outside the feedback form (eq. 20)."""
     dyn = problem.dynamics
     if isinstance(dyn, NetworkDynamics):
         basis = "network"
@@ -157,10 +157,10 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                         continuation="auto",
                         memory_limit: int | None = None, progress: bool = False
                         ) -> GeneralResult:
-    r"""Feedback solver: W = C^T g(Z) (eqs. 13-15), C on ``nodes`` nodes, L-BFGS on the
+    r"""Feedback solver: W = C^T g(Z) (eqs. 20-22), C on ``nodes`` nodes, L-BFGS on the
     exact discrete gradient in the L2 metric of W.
 
-    Converged when the gradient norm (the stationarity residual, in the metric of eq. 15)
+    Converged when the gradient norm (the stationarity residual, in the metric of eq. 22)
     falls to ``max(gtol, rtol * residual at W0)``, or J changes by at most ``ftol`` |J| in
     one accepted step; ``max_iter`` accepted steps in all without that: not converged.
     ``W0``: see :func:`_initial_coef` ('zero', 'closed_form', a program, or coefficients).

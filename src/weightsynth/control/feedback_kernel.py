@@ -1,7 +1,7 @@
 r"""Compiled kernels of the feedback solver: S under W = C^T Y, the index, the metric.
 
 Discretize-then-optimize (docs/general.md, "Feedback solver"): C is piecewise linear on T
-uniform nodes, S (eq. 14) is integrated by a fixed-step explicit Runge-Kutta method (RK4 by
+uniform nodes, S (eq. 21) is integrated by a fixed-step explicit Runge-Kutta method (RK4 by
 default) stepping exactly through the nodes, and J's gradient is the exact gradient of that
 discrete J, by reverse-mode autodiff through the scan (the discrete adjoint).
 
@@ -61,7 +61,7 @@ def node_times(data: Data, spec: Spec):
 
 
 def basis(Z, t, data: Data, spec: Spec):
-    """Y in W = C^T Y (eq. 13): g(Z) for the network, the signal X(t) when driven."""
+    """Y in W = C^T Y (eq. 20): g(Z) for the network, the signal X(t) when driven."""
     if spec.basis == "network":
         return spec.act.g(Z)
     sig = data.dynamics.signal
@@ -100,7 +100,7 @@ TABLEAUS = {
 
 
 def _rhs(t, Z, C, data: Data, spec: Spec):
-    """S under W = C^T Y (eq. 14) and the running cost l + tr(C^T K C)/(2 beta)."""
+    """S under W = C^T Y (eq. 21) and the running cost l + tr(C^T K C)/(2 beta)."""
     Y = basis(Z, t, data, spec)
     K = gram(Y)
     KC = K @ C
@@ -169,7 +169,7 @@ def metric_factor(Cn, data: Data, spec: Spec, rel_eps):
     """R_k (T, L, L), upper Cholesky factors of K(t_k) + eps_k I along Cn's own trajectory.
 
     With P_k = sqrt(w_k) R_k C_k, ||P||^2 = sum_k w_k tr(C_k^T K_k C_k) ~ int ||W||_F^2 dt:
-    the Euclidean metric on P is the L2 metric on W (eq. 15), so the iteration does not
+    the Euclidean metric on P is the L2 metric on W (eq. 22), so the iteration does not
     degrade where g(Z) is small or as T grows.
     """
     Zs, _ = node_states(Cn, data, spec)

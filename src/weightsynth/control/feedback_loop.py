@@ -1,4 +1,4 @@
-r"""The optimizer of the feedback solver: L-BFGS on J(C) in compiled chunks (eq. 15).
+r"""The optimizer of the feedback solver: L-BFGS on J(C) in compiled chunks (eq. 22).
 
 optimistix's L-BFGS minimizes J / scale over P_k = sqrt(w_k) R_k C_k (R_k^T R_k = K(t_k) + eps,
 the L2 metric of W), ``scale`` the gradient norm at the start, so the first trial step has
@@ -130,7 +130,8 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
     rows = [dict(iteration=it0, J=J, residual=res, t1=t1, evals=1,
                  seconds=time.perf_counter() - t_start)]
     it, since, evals = it0, 0, 1
-    converged, reason = res <= stop_res, f"stationarity residual {res:.3g} at W0"
+    converged = res <= stop_res
+    reason = f"stationarity residual {res:.3g} <= {stop_res:.3g} at the start (of the stage)"
     while not converged:
         if it >= opt.max_iter:
             reason = f"iteration cap reached (max_iter = {opt.max_iter}) before convergence"

@@ -2,12 +2,12 @@ r"""A weight program in feedback (factor) form: the result of :func:`feedback_sy
 
 When the state equation is the network's, f = -z + W g(z) + d(t), and the running cost does
 not depend on W, every stationary program is W(t) = -beta Lambda(t)^T G(t) (derivation
-eq. 13): rank at most L, a feedback of S's own outputs G = g(Z). A :class:`FeedbackProgram`
+eq. 20): rank at most L, a feedback of S's own outputs G = g(Z). A :class:`FeedbackProgram`
 stores it as
 
     W(t) = C(t)^T g(Z(t)),     C piecewise linear on T uniform nodes (T x L x n numbers),
 
-with Z the training system S run under that W (eq. 14):
+with Z the training system S run under that W (eq. 21):
 
     dZ/dt = -Z + K(Z) C(t) + d(t),     K = G G^T (L x L),      Z(t0) = Z0.
 
@@ -20,15 +20,17 @@ node states Z(t_k) and the input d(t_k): O(T n L) numbers, never O(T n^2).
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..core import dynamics as dyn
 from ..core.activations import Activation
-from ..core.ode import SolverConfig, finite_rows, raise_if_failed, solve
-from ..core.program import Program, traced
+from ..core.ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
+from ..core.program import Program, as_scalar, stats_arrays, stats_json
 from ..errors import ProgramFileError
 from ..formats.program_file import require
 from .grid_program import interp_nodes
@@ -45,17 +47,19 @@ class FeedbackProgram(Program):
     """
 
     activation: Activation
-    t0: float
-    t1: float
+    t0: jax.Array
+    t1: jax.Array
     Z0: np.ndarray
     C: np.ndarray
     Zs: np.ndarray
     drive: np.ndarray
     solver: SolverConfig
     stats: dict = eqx.field(default_factory=dict)
-    kind = "feedback"
+    kind: ClassVar[str] = "feedback"
 
     def __post_init__(self):
+        self.t0, self.t1 = as_scalar(self.t0), as_scalar(self.t1)
+        self.stats = stats_arrays(self.stats)
         arrs = [np.array(getattr(self, k)) for k in ("Z0", "C", "Zs", "drive")]
         Z0, C, Zs, drive = arrs
         if C.ndim != 3 or C.shape[0] < 2 or Z0.shape != C.shape[1:] or Zs.shape != C.shape \
@@ -83,8 +87,7 @@ class FeedbackProgram(Program):
     @property
     def ts(self) -> np.ndarray:
         """The node times."""
-        T = self.C.shape[0]
-        return self.t0 + (self.t1 - self.t0) * np.arange(T) / (T - 1)
+        return uniform_grid(float(self.t0), float(self.t1), self.C.shape[0] - 1)
 
     @property
     def nbytes(self) -> int:
@@ -93,12 +96,12 @@ class FeedbackProgram(Program):
     def _coef(self, t):
         return interp_nodes(jnp.asarray(self.C), t, self.t0, self.t1)
 
-    def _drive_jax(self, t):
+    def drive_at(self, t):
         return interp_nodes(jnp.asarray(self.drive), t, self.t0, self.t1)
 
     def _field(self, t, Z, k=None):
         C = jnp.asarray(self.C)[k] if k is not None else self._coef(t)
-        d = jnp.asarray(self.drive)[k] if k is not None else self._drive_jax(t)
+        d = jnp.asarray(self.drive)[k] if k is not None else self.drive_at(t)
         G = self.activation.g(Z)
         return -Z + dyn.gram(G) @ C + d
 
@@ -115,27 +118,26 @@ class FeedbackProgram(Program):
         return ((2 * s**3 - 3 * s**2 + 1) * Za + (s**3 - 2 * s**2 + s) * h * Fa
                 + (-2 * s**3 + 3 * s**2) * Zb + (s**3 - s**2) * h * Fb)
 
-    def _weights_jax(self, t):
+    def weights_at(self, t):
         return self._coef(t).T @ self.activation.g(self._states_jax(t))
 
     def states(self, t) -> np.ndarray:
         """States Z(t) of the training system S, (L, n), at a time t in [t0, t1]."""
-        (tt,) = self._check_t(t)
-        return np.asarray(_states(traced(self), jnp.asarray(tt, self.dtype)))
+        (tt,) = np.atleast_1d(self._times(t, "t"))
+        return np.asarray(_states(self, jnp.asarray(tt, self.dtype)))
 
     def _grid(self) -> np.ndarray:
-        steps = self.solver.steps
-        return self.t0 + (self.t1 - self.t0) * np.arange(steps + 1) / steps
+        return uniform_grid(float(self.t0), float(self.t1), self.solver.steps)
 
     def _run(self, Zq0, ts):
         grid = None if self.solver.adaptive else jnp.asarray(self._grid(), self.dtype)
-        ys, ok, fin = _run_queries(traced(self), Zq0, grid, jnp.asarray(ts, self.dtype))
+        ys, ok, fin = _run_queries(self, Zq0, grid, jnp.asarray(ts, self.dtype))
         raise_if_failed(ok, fin, ts, "running the network")
         return np.asarray(ys)
 
     def _file_contents(self):
         tensors = {"Z0": self.Z0, "C": self.C, "Zs": self.Zs, "drive": self.drive}
-        return tensors, {"L": str(self.L), "stats": json.dumps(self.stats)}
+        return tensors, {"L": str(self.L), "stats": stats_json(self.stats)}
 
     @classmethod
     def _from_file(cls, tensors, meta, common):
@@ -156,11 +158,11 @@ def _states(prog: FeedbackProgram, t):
 
 @eqx.filter_jit
 def _run_queries(prog: FeedbackProgram, Zq0, grid, save_ts):
-    """Queries through N under W(t) = C^T g(Z), integrated jointly with S (eq. 14)."""
+    """Queries through N under W(t) = C^T g(Z), integrated jointly with S (eq. 21)."""
 
     def field(t, y, args):
         Z, X = y
-        C, d = prog._coef(t), prog._drive_jax(t)
+        C, d = prog._coef(t), prog.drive_at(t)
         G = prog.activation.g(Z)
         dZ = -Z + dyn.gram(G) @ C + d
         dX = -X + (prog.activation.g(X) @ G.T) @ C + d
@@ -170,12 +172,3 @@ def _run_queries(prog: FeedbackProgram, Zq0, grid, save_ts):
     ys, ok, _ = solve(field, y0, prog.t0, prog.t1, None, prog.solver, step_ts=grid,
                       save_ts=save_ts, save_fn=lambda t, y, args: y[1])
     return ys, ok, finite_rows(ys)
-
-
-def _register() -> None:
-    from ..core.program import _KINDS
-
-    _KINDS[FeedbackProgram.kind] = FeedbackProgram
-
-
-_register()

@@ -9,33 +9,45 @@ side evaluation costs two GEMMs, ~4 n L^2 flops; W(t) is never formed.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 
-from .._validation import check_interval, check_pair, check_positive, resolve_dtype
+from .._deprecation import positional_deprecated
+from .._validation import check_int, check_interval, check_pair, check_positive, resolve_dtype
 from . import dynamics as dyn
 from .activations import Activation, get_activation
-from .ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
+from .ode import (
+    ATOL,
+    RTOL,
+    SolverConfig,
+    finite_rows,
+    raise_if_failed,
+    solve,
+    solver_config,
+    uniform_grid,
+)
 from .program import WeightProgram
 
 _COORDS = ("auto", "reduced", "direct")
 
 
+@positional_deprecated("beta", "t1", "t0", "activation")
 def synthesize(
     inputs,
     targets,
-    beta: float = 1.0,
-    t1: float = 1.0,
-    t0: float = 0.0,
-    activation: str | Activation = "tanh",
     *,
+    beta: float = 1.0,
+    t0: float = 0.0,
+    t1: float = 1.0,
+    activation: str | Activation = "tanh",
     gain: float | None = None,
+    solver: str | SolverConfig = "tsit5",
     steps: int | None = None,
-    solver: str = "tsit5",
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     max_steps: int = 100_000,
     n_save: int = 257,
     coords: str = "auto",
@@ -55,12 +67,14 @@ def synthesize(
         The time interval, t1 > t0.
     activation, gain:
         g, by name (``"tanh"``, ``"logistic"``, ...) or as an :class:`Activation`.
+    solver:
+        a diffrax solver name (see :data:`weightsynth.core.ode.SOLVERS`), or a whole
+        :class:`SolverConfig`, which then replaces ``steps``, ``rtol``, ``atol`` and
+        ``max_steps``.
     steps:
         Fixed-step solving with this many equal steps; the program stores every step.
         ``None`` (default) solves adaptively with tolerances ``rtol``/``atol`` and stores
         ``n_save`` equally spaced times.
-    solver:
-        diffrax solver name (see :data:`weightsynth.solvers.SOLVERS`).
     coords:
         ``"reduced"`` integrates A(t) (L x L), ``"direct"`` integrates Z(t) (L x n),
         ``"auto"`` picks the smaller.
@@ -80,10 +94,9 @@ def synthesize(
     act.check_in_range(phi, "inputs")
     if coords not in _COORDS:
         raise ValueError(f"coords must be one of {_COORDS}, got {coords!r}")
-    if isinstance(n_save, bool) or not isinstance(n_save, int) or n_save < 2:
-        raise ValueError(f"n_save must be an integer >= 2, got {n_save!r}")
-    cfg = SolverConfig(solver=solver, steps=steps, rtol=rtol, atol=atol, max_steps=max_steps,
-                       progress=progress)
+    check_int(n_save, "n_save", minimum=2)
+    cfg = solver_config(solver, steps=steps, rtol=rtol, atol=atol, max_steps=max_steps,
+                        progress=progress)
     dt = resolve_dtype(dtype, phi, theta)
     L, n = phi.shape
     if coords == "auto":
@@ -93,7 +106,7 @@ def synthesize(
     Theta = jnp.asarray(theta, dt)
     if not bool(jnp.all(jnp.isfinite(Z0))):
         raise ValueError(f"inputs are too close to the edge of g's range for {dt} precision")
-    grid = uniform_grid(t0, t1, steps if steps is not None else n_save - 1)
+    grid = uniform_grid(t0, t1, cfg.steps if cfg.steps is not None else n_save - 1)
     X0 = jnp.zeros((L, L), dt) if coords == "reduced" else Z0
     ys, ok, finite, num_steps = _solve_closed_loop(
         X0, Z0, Theta, jnp.asarray(beta, dt), jnp.asarray(t0, dt), jnp.asarray(t1, dt),
@@ -103,20 +116,15 @@ def synthesize(
     return WeightProgram(
         activation=act, beta=beta, t0=t0, t1=t1, Z0=Z0, Theta=Theta,
         ts=jnp.asarray(grid, dt), X=ys, coords=coords,
-        solver=SolverConfig(solver=solver, steps=steps, rtol=rtol, atol=atol,
-                            max_steps=max_steps),
+        solver=dataclasses.replace(cfg, progress=False),
         stats={"num_steps": int(num_steps)},
     )
 
 
 @partial(jax.jit, static_argnames=("act", "coords", "cfg"))
 def _solve_closed_loop(X0, Z0, Theta, beta, t0, t1, grid, *, act, coords, cfg):
-    if coords == "reduced":
-        def field(t, A, args):
-            return dyn.reduced_rhs(t, A, Z0, Theta, t0, beta, act)
-    else:
-        def field(t, Z, args):
-            return dyn.closed_loop_rhs(Z, Theta, beta, act)
+    def field(t, X, args):
+        return dyn.closed_loop_rhs(t, X, Z0, Theta, beta, t0, act, coords)[0]
 
     if cfg.adaptive:
         ys, ok, nsteps = solve(field, X0, t0, t1, None, cfg, save_ts=grid)

@@ -28,9 +28,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._validation import check_int
 from .._version import __version__
 from .config import (
     Protocol,
+    canonical_json,
     cell_key,
     check_parameters,
     register_protocol,
@@ -214,8 +216,6 @@ class _Batcher:
                            if v is None or isinstance(v, bool | int | float | str)}
                 self.rows.extend({**scalars, **r, "cell_key": key} for r in out["records"])
             return True
-        from .config import canonical_json
-
         self.err_keys.append(key)
         self.errors.append({"cell_key": key, "protocol": self.protocol,
                             "params": canonical_json(params), "error_type": out["error_type"],
@@ -350,8 +350,10 @@ def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str |
     JAX x64 flag. Raises :class:`SweepError` (a ValueError) if the sweep cannot start.
     """
     t_start = time.monotonic()
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise SweepError(f"batch_size must be a positive integer, got {batch_size!r}")
+    try:
+        check_int(batch_size, "batch_size")
+    except ValueError as exc:
+        raise SweepError(str(exc)) from None
     if scheduler is not None and workers is not None:
         raise SweepError("workers sets the size of the local cluster; with a scheduler "
                          "address, start the workers on the cluster")
