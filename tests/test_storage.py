@@ -64,7 +64,7 @@ def test_file_is_plain_safetensors_with_documented_metadata(saved):
     for key in ("format", "format_version", "kind", "weightsynth_version", "activation",
                 "gain", "beta", "t0", "t1", "n", "L", "dtype", "solver", "sha256"):
         assert key in meta, key
-    assert meta["format"] == "weightsynth.core.program" and meta["kind"] == "optimal"
+    assert meta["format"] == "weightsynth.program" and meta["kind"] == "optimal"
     assert meta["format_version"] == "1" and meta["dtype"] == "float64"
     assert json.loads(meta["solver"])["solver"] == "tsit5"
     with safe_open(str(saved), "np") as f:
@@ -97,7 +97,7 @@ def _damage_cases(data: bytes):
         "truncated data": (data[: len(data) - 40], "truncated or corrupted"),
         "flipped byte": (bytes(flipped), "checksum mismatch"),
         "random bytes": (rng.bytes(4096), "not a safetensors header|not valid JSON"),
-        "json file": (b'{"format": "weightsynth.core.program"}' * 4, "not a safetensors|not valid"),
+        "json file": (b'{"format": "weightsynth.program"}' * 4, "not a safetensors|not valid"),
         "plain safetensors": (st_save({"W": np.eye(3)}), "no metadata"),
         "other metadata": (st_save({"W": np.eye(3)}, metadata={"format": "pt"}),
                            "not a weightsynth program file"),
@@ -113,6 +113,34 @@ def test_damaged_or_foreign_file_is_a_clear_error(saved, kind):
     with pytest.raises(ws.ProgramFileError, match=message) as info:
         ws.load_program(saved)
     assert isinstance(info.value, ValueError)
+    assert str(saved) in str(info.value)  # the message says which file
+
+
+def test_empty_file_error_names_the_path(tmp_path):
+    path = tmp_path / "empty.safetensors"
+    path.write_bytes(b"")
+    with pytest.raises(ws.ProgramFileError, match="too short") as info:
+        ws.load_program(path)
+    assert str(path) in str(info.value)
+
+
+def test_saving_to_a_folder_is_a_clear_error(prog, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for target in (".", tmp_path):
+        with pytest.raises(ValueError, match="is a folder; give a file name"):
+            prog[0].save(target)
+    assert os.listdir(tmp_path) == []  # no temporary file left behind
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_file_honours_the_umask(prog, tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        prog[0].save(tmp_path / "p.safetensors")
+    finally:
+        os.umask(old)
+    mode = os.stat(tmp_path / "p.safetensors").st_mode & 0o777
+    assert mode == 0o666 & ~umask
 
 
 def test_newer_format_version_is_refused(saved):

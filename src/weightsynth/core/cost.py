@@ -125,7 +125,7 @@ def evaluate_index(
         raise ValueError(f"the program has n = {own.n} neurons but inputs have {phi.shape[1]}")
     if own is not None and (t0 < own.t0 - 1e-12 or t1 > own.t1 + 1e-12):
         raise ValueError(f"[t0, t1] = [{t0}, {t1}] exceeds the program's [{own.t0}, {own.t1}]")
-    dt = resolve_dtype(dtype, phi, theta)
+    dt = resolve_dtype(dtype, inputs, targets)
     prog = _as_program(program, phi.shape[1], act, t0, t1, dt)
     cfg = SolverConfig(solver=solver, steps=steps, rtol=rtol, atol=atol, max_steps=max_steps)
     grid = uniform_grid(t0, t1, steps or 1)

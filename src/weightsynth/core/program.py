@@ -27,6 +27,14 @@ from ..errors import ProgramFileError
 from ..formats.program_file import load_program_file, require, save_program_file
 from . import dynamics as dyn
 from .activations import Activation, get_activation
+from .interpolation import (
+    capacity,
+    error_ratios,
+    hermite,
+    interval_errors,
+    pad,
+    relative_excess_estimate,
+)
 from .ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
 
 
@@ -98,7 +106,11 @@ class Program(eqx.Module):
     def load(cls, path) -> Program:
         """Load a program saved by :meth:`save`; the file is validated first."""
         tensors, meta = load_program_file(path)
-        require(meta, tensors, ("kind", "activation", "gain", "t0", "t1", "n", "solver"), ())
+        try:
+            require(meta, tensors, ("kind", "activation", "gain", "t0", "t1", "n", "solver"),
+                    ())
+        except ProgramFileError as exc:
+            raise ProgramFileError(f"{str(path)!r}: {exc}") from None
         if meta.get("dtype") == "float64" and not jax.config.jax_enable_x64:
             raise ValueError(
                 f"{str(path)!r} holds a float64 program, which JAX holds only with 64-bit "
@@ -119,8 +131,8 @@ class Program(eqx.Module):
                 solver=SolverConfig(**json.loads(meta["solver"])),
             )
             return sub._from_file(tensors, meta, common)
-        except ProgramFileError:
-            raise
+        except ProgramFileError as exc:
+            raise ProgramFileError(f"{str(path)!r}: {exc}") from None
         except (ValueError, TypeError, KeyError) as exc:
             raise ProgramFileError(f"{str(path)!r} holds an invalid program: {exc}") from None
 
@@ -130,13 +142,16 @@ def traced(prog: Program) -> Program:
 
     ``eqx.filter_jit`` treats Python floats as static, so passing ``prog`` itself would
     compile afresh for every beta, t0, t1 (and step count); this compiles once per shape.
+    Stored trajectories are padded to a bucketed length, so the number of solver steps
+    does not change the shapes either.
     """
     names = {f.name for f in dataclasses.fields(prog)}
     new = {k: jnp.asarray(getattr(prog, k)) for k in ("beta", "t0", "t1")
            if k in names and isinstance(getattr(prog, k), float)}
     if "stats" in names:
         new["stats"] = {}
-    return dataclasses.replace(prog, **new)
+    out = dataclasses.replace(prog, **new)
+    return out._padded() if hasattr(out, "_padded") else out
 
 
 @eqx.filter_jit
@@ -212,18 +227,30 @@ class WeightProgram(Program):
         return -X + self.beta * rhs
 
     def _states_jax(self, t):
-        """Z(t) by cubic Hermite interpolation of the stored trajectory (O(h^4) accurate)."""
-        ts = jnp.asarray(self.ts, self.dtype)
-        X = jnp.asarray(self.X)
-        i = jnp.clip(jnp.searchsorted(ts, t, side="right") - 1, 0, ts.shape[0] - 2)
-        ta, tb = ts[i], ts[i + 1]
-        Xa, Xb = X[i], X[i + 1]
-        h = tb - ta
-        s = (t - ta) / h
-        Fa, Fb = self._field(ta, Xa), self._field(tb, Xb)
-        Xt = ((2 * s**3 - 3 * s**2 + 1) * Xa + (s**3 - 2 * s**2 + s) * h * Fa
-              + (-2 * s**3 + 3 * s**2) * Xb + (s**3 - s**2) * h * Fb)
-        return self._to_states(t, Xt)
+        """Z(t) by cubic Hermite interpolation between the stored solver steps."""
+        X = hermite(jnp.asarray(self.ts), jnp.asarray(self.X), self._field, t)
+        return self._to_states(t, X)
+
+    def _padded(self) -> WeightProgram:
+        """The program with ``ts`` and ``X`` padded to a bucketed length (for compiled code)."""
+        ts, X = pad(self.ts, self.X, capacity(self.ts.shape[0]))
+        return dataclasses.replace(self, ts=ts, X=X)
+
+    def interval_errors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per stored interval: the estimated interpolation error in the solver's norm
+        (1 = the tolerance ``rtol``/``atol``), and the error it makes in W (Frobenius)."""
+        T = self.ts.shape[0]
+        ratio, dW = _defects(traced(self), self.solver.rtol, self.solver.atol)
+        return np.asarray(ratio)[: T - 1], np.asarray(dW)[: T - 1]
+
+    def interpolation_excess(self) -> float:
+        """Estimated relative excess (J - J*)/|J*| that interpolating between stored times costs.
+
+        An a-posteriori estimate from the defect of the interpolant (see
+        :func:`weightsynth.core.interpolation.interval_errors`), not a bound.
+        """
+        J_star = -float(jnp.sum(self.Z0 * self.Theta))
+        return relative_excess_estimate(self.ts, self.interval_errors()[1], self.beta, J_star)
 
     def _weights_jax(self, t):
         return dyn.optimal_weights(self._states_jax(t), self.Theta, self.beta, self.activation)
@@ -268,6 +295,19 @@ class WeightProgram(Program):
 @eqx.filter_jit
 def _states(prog: WeightProgram, t):
     return prog._states_jax(t)
+
+
+@eqx.filter_jit
+def _defects(prog: WeightProgram, rtol, atol):
+    err, tq, Xq = interval_errors(prog.ts, prog.X, prog._field)
+
+    def dW(t, Xs, e):
+        Z, Ze = prog._to_states(t, Xs), prog._to_states(t, Xs + e)
+        D = dyn.optimal_weights(Ze, prog.Theta, prog.beta, prog.activation) \
+            - dyn.optimal_weights(Z, prog.Theta, prog.beta, prog.activation)
+        return jnp.sqrt(jnp.sum(D * D))
+
+    return error_ratios(err, prog.X, rtol, atol), jax.vmap(dW)(tq, Xq, err)
 
 
 @partial(jax.jit, static_argnames=("act", "coords", "cfg", "dense"))
