@@ -120,6 +120,8 @@ def sweep(
     for bad in summary.bad_files:
         typer.echo(f"warning: {bad}", err=True)
     typer.echo(summary.line())
+    for line in summary.error_lines():
+        typer.echo(line, err=True)
     if not summary.ok:
         raise typer.Exit(code=1)
 
@@ -226,6 +228,8 @@ def reproduce(
         raise typer.Exit(code=130) from None
     for s in res["summaries"]:
         typer.echo(s.line())
+        for line in s.error_lines():
+            typer.echo(line, err=True)
     typer.echo(f"wrote {path / 'report.html'} ({len(res['table'])} rows, "
                f"{res['seconds']:.0f} s)")
     for row in res["claims"].itertuples(index=False):

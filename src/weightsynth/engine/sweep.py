@@ -33,6 +33,7 @@ from .config import (
     Protocol,
     cell_key,
     check_parameters,
+    check_values,
     register_protocol,
     resolve_protocol,
     worker_spec,
@@ -72,6 +73,8 @@ class SweepSummary:
     failed: int  # raised (or kept killing workers) in this run; see load_errors(out_dir)
     seconds: float
     bad_files: tuple[BadFile, ...] = field(default=())
+    #: each distinct failure of this run, "ErrorType: message", with its number of cells
+    errors: tuple[tuple[str, int], ...] = field(default=())
 
     @property
     def ok(self) -> bool:
@@ -85,6 +88,11 @@ class SweepSummary:
         if self.failed:
             text += f" (errors in {str(self.out_dir / 'errors')!r})"
         return text
+
+    def error_lines(self) -> list[str]:
+        """One line per distinct failure of this run, most frequent first, with its count."""
+        return [f"  {k} cell{'s' if k > 1 else ''} failed: {msg}"
+                for msg, k in sorted(self.errors, key=lambda e: -e[1])]
 
     def as_dict(self) -> dict:
         return {"total": self.total, "skipped": self.skipped, "computed": self.computed,
@@ -188,6 +196,7 @@ def _prepare(protocol, cells: Iterable[Mapping]) -> tuple[str, Protocol, dict[st
         raise SweepError("empty grid: no cells to run")
     for keys in {frozenset(c) for c in keyed.values()}:
         check_parameters(name, fn, keys)
+    check_values(name, fn, keyed.values())
     return name, fn, keyed
 
 
@@ -204,6 +213,7 @@ class _Batcher:
         self.errors: list[dict] = []
         self.last = time.monotonic()
         self.batches = 0
+        self.error_counts: dict[str, int] = {}
 
     def add(self, key: str, params: dict, out: dict) -> bool:
         """Buffer one finished cell; return True if it succeeded."""
@@ -216,6 +226,9 @@ class _Batcher:
             return True
         from .config import canonical_json
 
+        first = (out["message"].strip().splitlines() or [""])[0][:300]
+        what = f"{out['error_type']}: {first}" if first else out["error_type"]
+        self.error_counts[what] = self.error_counts.get(what, 0) + 1
         self.err_keys.append(key)
         self.errors.append({"cell_key": key, "protocol": self.protocol,
                             "params": canonical_json(params), "error_type": out["error_type"],
@@ -379,6 +392,7 @@ def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str |
         run = new_run(name, config if config is not None else {"protocol": name}, len(keyed))
         store.record_run(run)
         computed = failed = 0
+        errors: tuple[tuple[str, int], ...] = ()
         if pending:
             spec = worker_spec(protocol, fn)
             batcher = _Batcher(store, name, batch_size, flush_seconds, done, on_batch)
@@ -387,7 +401,9 @@ def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str |
                                   "threads": sum(client.nthreads().values())}
                 computed, failed = _execute(client, spec, pending, batcher, x64=_driver_x64(),
                                             progress=progress)
+            errors = tuple(batcher.error_counts.items())
         summary = SweepSummary(Path(out_dir), name, len(keyed), len(keyed) - len(pending),
-                               computed, failed, time.monotonic() - t_start, tuple(bad))
+                               computed, failed, time.monotonic() - t_start, tuple(bad),
+                               errors)
         store.record_run(finish_run(run, summary.as_dict()))
         return summary
