@@ -6,10 +6,61 @@ and a one-line message.
 
 from __future__ import annotations
 
+import functools
+import os
+import signal
 import sys
 from pathlib import Path
 
-import typer
+
+def _exit_while_importing(signum, frame):  # pragma: no cover - timing dependent
+    os.write(2, b"interrupted\n")
+    os._exit(130)
+
+
+def _guard_imports():
+    """Ctrl-C while this module's imports run: one line and exit code 130, not a traceback
+    from inside an import. Returns the handler to restore afterwards (or None)."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return None
+    try:
+        return signal.signal(signal.SIGINT, _exit_while_importing)
+    except ValueError:  # not the main thread
+        return None
+
+
+_PREVIOUS_SIGINT = _guard_imports()
+import typer  # noqa: E402
+
+if _PREVIOUS_SIGINT is not None:
+    signal.signal(signal.SIGINT, _PREVIOUS_SIGINT)
+
+#: set once a command has printed its "interrupted" line (so main() does not repeat it)
+_SAID = {"interrupted": False}
+
+
+def _interruptible(message):
+    """Ctrl-C anywhere in the command (imports, start-up, the run): print ``message(**kw)``
+    as one line on stderr and exit with code 130."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            from . import _interrupt
+
+            try:
+                with _interrupt.watching(exit_message=message(**kwargs)):
+                    out = fn(*args, **kwargs)
+                    _interrupt.check()  # a Ctrl-C that a GC callback swallowed
+                return out
+            except KeyboardInterrupt:
+                typer.echo(message(**kwargs), err=True)
+                _SAID["interrupted"] = True
+                raise typer.Exit(code=130) from None
+
+        return run
+
+    return wrap
 
 app = typer.Typer(
     add_completion=False,
@@ -48,6 +99,7 @@ def fail(message: str) -> None:
 
 
 @app.command()
+@_interruptible(lambda **_: "interrupted")
 def demo(
     n: int = typer.Option(64, min=1, metavar="INT", help="Neurons."),
     L: int = typer.Option(8, "--L", min=1, metavar="INT", help="Stored patterns."),
@@ -76,6 +128,8 @@ def demo(
 
 
 @app.command()
+@_interruptible(lambda out, **_: f"interrupted: finished cells are saved in {out!r}; rerun "
+                "the same command to complete the sweep")
 def sweep(
     config: Path = typer.Argument(  # noqa: B008 - typer's way to declare an argument
         ..., metavar="CONFIG", dir_okay=False,
@@ -113,10 +167,6 @@ def sweep(
                                 connect_timeout=connect_timeout)
     except ValueError as exc:
         fail(" ".join(str(exc).split()))
-    except KeyboardInterrupt:
-        typer.echo(f"interrupted: finished cells are saved in {out!r}; rerun the same "
-                   "command to complete the sweep", err=True)
-        raise typer.Exit(code=130) from None
     for bad in summary.bad_files:
         typer.echo(f"warning: {bad}", err=True)
     typer.echo(summary.line())
@@ -166,6 +216,8 @@ def _writable_dir(out: str):
 
 
 @app.command()
+@_interruptible(lambda out, **_: "interrupted: finished cells are saved in "
+                f"{os.path.join(out, 'sweep')!r}; rerun the same command to complete the study")
 def reproduce(
     out: str = typer.Option(..., "--out", metavar="DIR",
                             help="Output folder (created if missing)."),
@@ -222,10 +274,6 @@ def reproduce(
                         scheduler=scheduler, workers=workers)
     except ValueError as exc:
         fail(" ".join(str(exc).split()))
-    except KeyboardInterrupt:
-        typer.echo(f"interrupted: finished cells are saved in {str(path / 'sweep')!r}; rerun "
-                   "the same command to complete the study", err=True)
-        raise typer.Exit(code=130) from None
     for s in res["summaries"]:
         typer.echo(s.line())
         for line in s.error_lines():
@@ -241,12 +289,29 @@ def reproduce(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    Ctrl-C gives one line and exit code 130 wherever it lands: commands print their own
+    line; typer turns an interrupt outside them (while parsing options) into a silent exit
+    130, which gets the plain line here.
+    """
     try:
         app()
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        _say_interrupted()
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:
+            _say_interrupted()
+        raise
+    finally:  # the command is over: a Ctrl-C while Python shuts down changes nothing
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _say_interrupted() -> None:
+    if not _SAID["interrupted"]:
+        _SAID["interrupted"] = True
+        typer.echo("interrupted", err=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -28,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import _interrupt as interrupt
 from .._version import __version__
 from .config import (
     Protocol,
@@ -117,6 +120,69 @@ def _cpu_count() -> int:
 
 
 @contextlib.contextmanager
+def _sigint_deferred():
+    """Block SIGINT in this (main) thread while the local cluster starts.
+
+    Every thread the cluster starts now (its event loop, the threads that spawn worker
+    processes) inherits the blocked signal, and so does every worker process (the mask
+    survives fork and exec): Ctrl-C, which a terminal sends to the whole process group,
+    never lands in a worker's imports or a half-started nanny. In this thread the signal
+    stays pending and raises KeyboardInterrupt as soon as the cluster is up.
+    """
+    if threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _check_main_guard() -> None:
+    """Refuse to start worker processes from a script's unguarded top level.
+
+    Workers are spawned: each starts a fresh Python that re-imports the ``__main__``
+    script, so a script that calls :func:`run_sweep` (or :func:`local_cluster`) at its top
+    level would run the sweep again in every worker. Caught here, in the driver (by
+    reading the script), and in a worker that re-imports it (``__mp_main__``).
+    """
+    main = sys.modules.get("__main__")
+    fix = ('put the sweep under `if __name__ == "__main__":` (workers are spawned and '
+           "re-import the script that starts them)")
+    if getattr(main, "__name__", None) == "__mp_main__":
+        raise SweepError(f"a worker process re-imported the script that starts the sweep: {fix}")
+    path = getattr(main, "__file__", None)
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals is not getattr(main, "__dict__", None):
+        frame = frame.f_back
+    if not path or frame is None or not str(path).endswith(".py"):
+        return  # an interactive session, python -c, or no script calls us
+    while frame.f_back is not None and frame.f_back.f_globals is main.__dict__:
+        frame = frame.f_back  # the script's top-level frame
+    if frame.f_code.co_name != "<module>" or _under_main_guard(path, frame.f_lineno):
+        return
+    raise SweepError(f"{path!r} starts a sweep at its top level (line {frame.f_lineno}): {fix}")
+
+
+def _under_main_guard(path: str, line: int) -> bool:
+    """Whether ``line`` of the script ``path`` lies in an ``if __name__ == "__main__":``."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(path).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return True  # cannot tell: do not stand in the way
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) \
+                and "__main__" in ast.unparse(node.test):
+            if node.body[0].lineno <= line <= (node.body[-1].end_lineno or line):
+                return True
+    return False
+
+
+@contextlib.contextmanager
 def local_cluster(workers: int | None = None):
     """A ``LocalCluster`` of ``workers`` spawned processes (default: one per core).
 
@@ -129,14 +195,19 @@ def local_cluster(workers: int | None = None):
     n = _cpu_count() if workers is None else int(workers)
     if n < 1:
         raise SweepError(f"workers must be >= 1, got {workers!r}")
+    _check_main_guard()
+    cluster = None
     with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               env=worker_env(), preload=[_IGNORE_SIGINT],
-                               dashboard_address=":0", silence_logs=logging.ERROR)
         try:
+            with interrupt.raising(), _sigint_deferred():
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                       env=worker_env(), preload=[_IGNORE_SIGINT],
+                                       dashboard_address=":0", silence_logs=logging.ERROR)
+            interrupt.check()
             yield cluster
         finally:
-            cluster.close()
+            if cluster is not None:
+                cluster.close()
 
 
 @contextlib.contextmanager
@@ -339,6 +410,7 @@ def _execute(client, spec, pending: list[tuple[str, dict]], batcher: _Batcher, *
                         failed += 1
                     bar.update(task, advance=1, failed=failed)
                     batcher.maybe_flush()
+                interrupt.check()
                 feeder.top_up()
         except BaseException:
             client.cancel(list(ac.futures))
@@ -362,6 +434,15 @@ def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str |
     runs after each. Cells already in the store are skipped. Workers mirror this process's
     JAX x64 flag. Raises :class:`SweepError` (a ValueError) if the sweep cannot start.
     """
+    with interrupt.watching():
+        return _run_sweep(protocol, cells, out_dir, scheduler=scheduler, workers=workers,
+                          batch_size=batch_size, flush_seconds=flush_seconds,
+                          progress=progress, config=config, connect_timeout=connect_timeout,
+                          on_batch=on_batch)
+
+
+def _run_sweep(protocol, cells, out_dir, *, scheduler, workers, batch_size, flush_seconds,
+               progress, config, connect_timeout, on_batch) -> SweepSummary:
     t_start = time.monotonic()
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SweepError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -399,11 +480,13 @@ def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str |
             with _client(scheduler, workers, connect_timeout) as client:
                 run["cluster"] = {"scheduler": scheduler or "local",
                                   "threads": sum(client.nthreads().values())}
-                computed, failed = _execute(client, spec, pending, batcher, x64=_driver_x64(),
-                                            progress=progress)
+                with interrupt.raising():
+                    computed, failed = _execute(client, spec, pending, batcher,
+                                                x64=_driver_x64(), progress=progress)
             errors = tuple(batcher.error_counts.items())
         summary = SweepSummary(Path(out_dir), name, len(keyed), len(keyed) - len(pending),
                                computed, failed, time.monotonic() - t_start, tuple(bad),
                                errors)
+        interrupt.check()
         store.record_run(finish_run(run, summary.as_dict()))
         return summary
