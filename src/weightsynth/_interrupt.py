@@ -13,7 +13,8 @@ active:
   blocks prints that one line and ends the process with exit code 130 at once: nothing
   has to be saved there, and files are always written atomically;
 * inside :func:`raising` blocks (a sweep's run, where finished cells must be written out
-  first) it raises KeyboardInterrupt, for the code to clean up and re-raise.
+  first) it raises KeyboardInterrupt, for the code to clean up and re-raise;
+* inside :func:`deferred` blocks it is only counted, and raised when the block ends.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ import signal
 import sys
 import threading
 
-_STATE: dict = {"count": 0, "depth": 0, "raising": 0, "exit_message": None}
+_STATE: dict = {"count": 0, "depth": 0, "raising": 0, "deferred": 0, "exit_message": None}
 
 
 def _handler(signum, frame):
     _STATE["count"] += 1
+    if _STATE["deferred"]:
+        return  # acted on by check() when the deferred block ends
     if _STATE["exit_message"] is not None and not _STATE["raising"]:
         os.write(2, (_STATE["exit_message"] + "\n").encode())
         os._exit(130)
@@ -68,6 +71,18 @@ def raising():
         yield
     finally:
         _STATE["raising"] -= 1
+
+
+@contextlib.contextmanager
+def deferred():
+    """In this block SIGINT is only counted; it raises KeyboardInterrupt when the block ends
+    (for steps that must not be cut in the middle, like starting a local cluster)."""
+    _STATE["deferred"] += 1
+    try:
+        yield
+    finally:
+        _STATE["deferred"] -= 1
+    check()
 
 
 def check() -> None:

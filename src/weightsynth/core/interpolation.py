@@ -101,11 +101,12 @@ def error_ratios(err, X, rtol, atol):
 
 
 def subdivisions(ratios: np.ndarray, most: int = 32) -> np.ndarray:
-    """Pieces to cut each interval into so its Hermite error falls below the tolerance.
+    """Pieces to cut each interval into so its Hermite error falls to a tenth of the
+    tolerance (well below the solver's own error, which it then does not add to).
 
-    The error scales as h^4, so m pieces divide it by m^4: m = ceil(ratio^(1/4)).
+    The error scales as h^4, so m pieces divide it by m^4: m = ceil((10 ratio)^(1/4)).
     """
-    m = np.ceil(np.power(np.maximum(ratios, 0.0), 0.25))
+    m = np.ceil(np.power(10 * np.maximum(ratios, 0.0), 0.25))
     return np.clip(np.nan_to_num(m, nan=most), 1, most).astype(int)
 
 

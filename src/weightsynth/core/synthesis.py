@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._validation import check_interval, check_pair, check_positive, resolve_dtype
-from ..errors import AccuracyWarning
+from ..errors import AccuracyWarning, SolveError
 from . import dynamics as dyn
 from .activations import Activation, get_activation
 from .interpolation import capacity, interior_times, subdivisions
@@ -141,7 +141,14 @@ def _stored_solve(X0, Z0, Theta, beta, t0, t1, act, coords, cfg, n_save, dt):
     keep = np.isfinite(ts)  # diffrax fills the unused rows with inf
     ts, X = ts[keep].astype(dt), X[keep]
     finite = np.isfinite(X.reshape(X.shape[0], -1)).all(axis=1)
-    raise_if_failed(ok, finite, ts, "synthesis (closed-loop solve of S)")
+    raise_if_failed(True, finite, ts, "synthesis (closed-loop solve of S)")
+    if not bool(ok):
+        last, size = float(ts[-1]), float(np.abs(X[-1]).max())
+        raise SolveError(
+            f"synthesis (closed-loop solve of S) stopped at t={last:.6g} before t1={t1:g}: "
+            f"the step size collapsed (the state had grown to {size:.3g}: a blow-up?) or "
+            f"max_steps={cfg.max_steps} was reached; try fixed steps, looser tolerances or "
+            "a smaller beta", time=last)
     return ts, X, int(nsteps), dense
 
 

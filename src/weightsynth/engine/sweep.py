@@ -19,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 import traceback
 import uuid
@@ -41,6 +39,7 @@ from .config import (
     resolve_protocol,
     worker_spec,
 )
+from .processes import SweepError, check_main_guard, workers_ignore_sigint
 from .results import (
     BadFile,
     CorruptFileWarning,
@@ -58,10 +57,6 @@ _XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 # Worker preload (module text, run at worker start): Ctrl-C in a terminal signals the whole
 # process group; local workers leave it to the driver, which cancels and closes them.
 _IGNORE_SIGINT = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-
-
-class SweepError(ValueError):
-    """The sweep cannot start: bad cells, unreachable scheduler, unusable folder."""
 
 
 @dataclass(frozen=True)
@@ -120,69 +115,6 @@ def _cpu_count() -> int:
 
 
 @contextlib.contextmanager
-def _sigint_deferred():
-    """Block SIGINT in this (main) thread while the local cluster starts.
-
-    Every thread the cluster starts now (its event loop, the threads that spawn worker
-    processes) inherits the blocked signal, and so does every worker process (the mask
-    survives fork and exec): Ctrl-C, which a terminal sends to the whole process group,
-    never lands in a worker's imports or a half-started nanny. In this thread the signal
-    stays pending and raises KeyboardInterrupt as soon as the cluster is up.
-    """
-    if threading.current_thread() is not threading.main_thread() \
-            or not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def _check_main_guard() -> None:
-    """Refuse to start worker processes from a script's unguarded top level.
-
-    Workers are spawned: each starts a fresh Python that re-imports the ``__main__``
-    script, so a script that calls :func:`run_sweep` (or :func:`local_cluster`) at its top
-    level would run the sweep again in every worker. Caught here, in the driver (by
-    reading the script), and in a worker that re-imports it (``__mp_main__``).
-    """
-    main = sys.modules.get("__main__")
-    fix = ('put the sweep under `if __name__ == "__main__":` (workers are spawned and '
-           "re-import the script that starts them)")
-    if getattr(main, "__name__", None) == "__mp_main__":
-        raise SweepError(f"a worker process re-imported the script that starts the sweep: {fix}")
-    path = getattr(main, "__file__", None)
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_globals is not getattr(main, "__dict__", None):
-        frame = frame.f_back
-    if not path or frame is None or not str(path).endswith(".py"):
-        return  # an interactive session, python -c, or no script calls us
-    while frame.f_back is not None and frame.f_back.f_globals is main.__dict__:
-        frame = frame.f_back  # the script's top-level frame
-    if frame.f_code.co_name != "<module>" or _under_main_guard(path, frame.f_lineno):
-        return
-    raise SweepError(f"{path!r} starts a sweep at its top level (line {frame.f_lineno}): {fix}")
-
-
-def _under_main_guard(path: str, line: int) -> bool:
-    """Whether ``line`` of the script ``path`` lies in an ``if __name__ == "__main__":``."""
-    import ast
-
-    try:
-        tree = ast.parse(Path(path).read_text())
-    except (OSError, SyntaxError, ValueError):
-        return True  # cannot tell: do not stand in the way
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) \
-                and "__main__" in ast.unparse(node.test):
-            if node.body[0].lineno <= line <= (node.body[-1].end_lineno or line):
-                return True
-    return False
-
-
-@contextlib.contextmanager
 def local_cluster(workers: int | None = None):
     """A ``LocalCluster`` of ``workers`` spawned processes (default: one per core).
 
@@ -195,16 +127,20 @@ def local_cluster(workers: int | None = None):
     n = _cpu_count() if workers is None else int(workers)
     if n < 1:
         raise SweepError(f"workers must be >= 1, got {workers!r}")
-    _check_main_guard()
+    check_main_guard()
     cluster = None
-    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}), \
+            interrupt.watching():
         try:
-            with interrupt.raising(), _sigint_deferred():
+            # Ctrl-C while the workers start takes effect once they are up: a nanny cut
+            # off mid-start prints tracebacks, and nothing is lost by waiting
+            with workers_ignore_sigint(), interrupt.deferred():
                 cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                        env=worker_env(), preload=[_IGNORE_SIGINT],
-                                       dashboard_address=":0", silence_logs=logging.ERROR)
-            interrupt.check()
-            yield cluster
+                                       dashboard_address=":0",
+                                       silence_logs=logging.CRITICAL)
+            with interrupt.raising():  # while workers run, the cluster must be closed
+                yield cluster
         finally:
             if cluster is not None:
                 cluster.close()
