@@ -1,4 +1,4 @@
-"""Target 3 (issue 5): against the implementation a user would write from the paper.
+"""Target 3 (benchmarks/README.md): against the implementation a user would write from the paper.
 
 The peer: scipy ``solve_ivp`` (RK45) on the flattened nL state, forming W = beta Theta^T g(Z)
 (eq. 7) at every evaluation and applying it to every sample (4 n^2 L flops per evaluation).
@@ -70,7 +70,7 @@ def ours(n, L, rtol, atol, grid_pts, repeats) -> dict:
     states = np.stack([prog.states(t) for t in prog.ts])
     J_star = float(-np.sum(np.arctanh(phi) * theta))
     return {"wall_s": wall, "cpu_s": cpu, "compile_s": max(first - wall, 0.0),
-            "num_steps": prog.stats["num_steps"], "J": j_from_states(states, prog.ts, theta,
+            "num_steps": int(prog.stats["num_steps"]), "J": j_from_states(states, prog.ts, theta,
                                                                       beta), "J_star": J_star}
 
 

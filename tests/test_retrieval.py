@@ -176,7 +176,6 @@ def test_ags_reference_gives_the_published_critical_point():
     assert abs(_ags_overlap(lo) - 0.967) < 0.005
 
 
-@pytest.mark.slow
 def test_hebbian_critical_load_near_0138():
     """Start the discrete Hebbian network at each stored pattern (n = 1000, 3 seeds).
 
@@ -217,17 +216,18 @@ def test_dense_update_matches_direct_formula(rng):
     x = rng.standard_normal((B, n))
     e = np.exp(beta * np.einsum("pn,bn->bp", Xi, x))
     one = (e / e.sum(axis=1, keepdims=True)) @ Xi          # xi_new = Xi^T softmax(beta Xi x)
-    np.testing.assert_allclose(ws.dense_memory_recall(Xi, x, beta=beta), one, atol=1e-13)
+    np.testing.assert_allclose(ws.dense_memory_recall(Xi, x, inverse_temperature=beta), one,
+                               atol=1e-13)
     e2 = np.exp(beta * one @ Xi.T)
     two = (e2 / e2.sum(axis=1, keepdims=True)) @ Xi
-    np.testing.assert_allclose(ws.dense_memory_recall(Xi, x, beta=beta, steps=2), two,
-                               atol=1e-13)
+    np.testing.assert_allclose(
+        ws.dense_memory_recall(Xi, x, inverse_temperature=beta, steps=2), two, atol=1e-13)
 
 
 def test_dense_default_beta_is_scale_free_and_overflow_safe(rng):
     Xi, x = _bipolar(rng, 6, 20), rng.standard_normal((4, 20))
     np.testing.assert_allclose(ws.dense_memory_recall(Xi, x),
-                               ws.dense_memory_recall(Xi, x, beta=1.0), atol=1e-14)
+                               ws.dense_memory_recall(Xi, x, inverse_temperature=1.0), atol=1e-14)
     # default beta = 1/mean(Xi^2): scaling patterns and queries by a scales the output by a
     a = 0.3
     np.testing.assert_allclose(ws.dense_memory_recall(a * Xi, a * x),
@@ -272,10 +272,12 @@ def test_dense_memory_recalls_corrupted_patterns_above_hebb_capacity(rho):
         (lambda: is_stable(np.ones((2, 3)), np.ones((1, 2))), "square"),
         (lambda: is_stable(np.eye(2), np.ones((1, 3))), "n = 2 neurons"),
         (lambda: ws.dense_memory_recall(np.ones((2, 3)), np.ones((1, 4))), "n = 3 neurons"),
-        (lambda: ws.dense_memory_recall(np.ones((2, 3)), np.ones((1, 3)), beta=0.0), "beta"),
-        (lambda: ws.dense_memory_recall(np.ones((2, 3)), np.ones((1, 3)), beta=-1), "beta"),
-        (lambda: ws.dense_memory_recall(np.ones((2, 3)), np.ones((1, 3)), beta=np.nan),
-         "beta"),
+        (lambda: ws.dense_memory_recall(np.ones((2, 3)), np.ones((1, 3)),
+                                        inverse_temperature=0.0), "inverse_temperature"),
+        (lambda: ws.dense_memory_recall(np.ones((2, 3)), np.ones((1, 3)),
+                                        inverse_temperature=-1), "inverse_temperature"),
+        (lambda: ws.dense_memory_recall(np.ones((2, 3)), np.ones((1, 3)),
+                                        inverse_temperature=np.nan), "inverse_temperature"),
         (lambda: ws.dense_memory_recall(np.ones((2, 3)), np.ones((1, 3)), steps=0), "steps"),
         (lambda: ws.dense_memory_recall(np.zeros((2, 3)), np.ones((1, 3))), "all zero"),
         (lambda: ws.dense_memory_recall(np.ones((2, 3)), [[1.0, np.inf, 0.0]]),
@@ -306,3 +308,16 @@ def test_exact_zero_fields_follow_sign0_is_plus1_at_scale_1_over_n():
         out = ws.discrete_recall(W, xi, max_sweeps=1, seed=seed)
         np.testing.assert_array_equal(out[:, i], expected[:, i])
     assert ties > 100  # the case is really exercised
+
+
+def test_dense_memory_recall_beta_is_a_deprecated_alias():
+    Xi = np.array([[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0]])
+    x = np.array([[0.5, -0.2, 0.1]])
+    with pytest.warns(DeprecationWarning, match="inverse_temperature"):
+        old = ws.dense_memory_recall(Xi, x, beta=2.0)
+    # softmax over the two patterns' overlaps, written out
+    s = 2.0 * (Xi @ x[0])
+    w = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+    np.testing.assert_allclose(old[0], w @ Xi, rtol=1e-14)
+    with pytest.raises(TypeError, match="inverse_temperature only"):
+        ws.dense_memory_recall(Xi, x, beta=2.0, inverse_temperature=2.0)

@@ -62,6 +62,9 @@ _EXPORTS: dict[str, str] = {
     "discrete_recall": ".baselines.retrieval",
     "dense_memory_recall": ".baselines.retrieval",
     "is_stable": ".baselines.retrieval",
+    # scikit-learn estimators (issue 12)
+    "SynthesisClassifier": ".estimators",
+    "SynthesisRegressor": ".estimators",
 }
 # public submodules reachable as attributes (ws.rules, ws.retrieval, ...)
 _SUBMODULES: dict[str, str] = {
@@ -73,6 +76,7 @@ _SUBMODULES: dict[str, str] = {
     "formats": ".formats",
     "engine": ".engine",
     "study": ".study",
+    "estimators": ".estimators",
 }
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
@@ -125,3 +129,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing runs at import
     from .core.program import ConstantProgram, Program, WeightProgram, load_program
     from .core.synthesis import synthesize
     from .errors import AccuracyWarning, PrecisionWarning, ProgramFileError, SolveError
+    from .estimators import SynthesisClassifier, SynthesisRegressor

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import warnings
 
-import jax
 import numpy as np
 
 from .errors import PrecisionWarning
@@ -92,12 +91,16 @@ def check_times(ts, t0: float, t1: float, name: str = "ts") -> np.ndarray:
     return np.clip(arr, t0, t1)
 
 
-def check_steps(steps) -> int | None:
-    if steps is None:
+def check_int(value, name: str, *, minimum: int = 1, none_ok: bool = False) -> int | None:
+    """An integer >= ``minimum`` (bools refused), or None when ``none_ok``; the one integer
+    validator of the package."""
+    if value is None and none_ok:
         return None
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer or None, got {steps!r}")
-    return int(steps)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = {1: "a positive integer", 0: "a non-negative integer"}.get(
+            minimum, f"an integer >= {minimum}")
+        raise ValueError(f"{name} must be {what}{' or None' if none_ok else ''}, got {value!r}")
+    return int(value)
 
 
 def _dtype_of(x) -> np.dtype:
@@ -114,6 +117,8 @@ def resolve_dtype(dtype, *arrays) -> np.dtype:
     (never silently truncates) and runs in float32; an explicit ``dtype="float64"`` is an
     error that names the fix.
     """
+    import jax  # here, so that the JAX-free layers (engine) can use this module cheaply
+
     if dtype is None:
         floats = [d for d in map(_dtype_of, arrays) if np.issubdtype(d, np.floating)]
         dt = np.result_type(*floats, np.float32) if floats else np.dtype(np.float64)

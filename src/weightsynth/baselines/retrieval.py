@@ -21,10 +21,12 @@ Samples are rows: queries ``x`` have shape (B, n), stored patterns (P, n).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.special import softmax
 
-from .._validation import as_matrix, check_positive
+from .._validation import as_matrix, check_int, check_positive
 
 
 def discrete_recall(W, x, *, max_sweeps: int = 100, seed: int = 0, zero_diagonal: bool = True,
@@ -48,8 +50,8 @@ def discrete_recall(W, x, *, max_sweeps: int = 100, seed: int = 0, zero_diagonal
     Wd = _square(W, zero_diagonal)
     n = Wd.shape[0]
     S = _sign(as_matrix(x, "x", n=n))
-    max_sweeps = _positive_int(max_sweeps, "max_sweeps")
-    rng = np.random.default_rng(_seed(seed))
+    max_sweeps = check_int(max_sweeps, "max_sweeps")
+    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
     tie = _tie_bound(Wd)
     active = np.arange(S.shape[0])
     for _ in range(max_sweeps):
@@ -86,13 +88,13 @@ def is_stable(W, patterns, *, zero_diagonal: bool = True) -> np.ndarray:
     return np.where(H >= -_tie_bound(Wd), 1.0, -1.0) == S
 
 
-def dense_memory_recall(patterns, x, *, beta: float | None = None, steps: int = 1
-                        ) -> np.ndarray:
+def dense_memory_recall(patterns, x, *, inverse_temperature: float | None = None,
+                        steps: int = 1, beta: float | None = None) -> np.ndarray:
     r"""Modern Hopfield / dense associative memory retrieval, (B, n) continuous states.
 
     Ramsauer et al. (2020), eq. (1) of Sec. 2 with stored patterns as rows of Xi (P, n):
 
-        xi_new = Xi^T softmax(beta Xi xi),
+        xi_new = Xi^T softmax(beta Xi xi),   beta = ``inverse_temperature``
 
     applied ``steps`` times to every query row of ``x`` (B, n). The result is a convex
     combination of stored patterns; take its sign for a bipolar read-out.
@@ -105,17 +107,27 @@ def dense_memory_recall(patterns, x, *, beta: float | None = None, steps: int = 
     fixed point, Delta_mu >= 2/(beta P) + ln(2 (P-1) P beta M^2) / beta with M^2 = n, for
     random bipolar patterns (Delta_mu ~ n - sqrt(2 n ln P)) whenever n is not tiny. The
     attention-style beta = 1/sqrt(n) is too soft here: it blends patterns at load P/n > 1.
+
+    ``beta=`` is the deprecated name of ``inverse_temperature`` (everywhere else in this
+    package beta is the weight penalty of the index).
     """
+    if beta is not None:
+        if inverse_temperature is not None:
+            raise TypeError("give inverse_temperature only (beta is its deprecated name)")
+        warnings.warn("dense_memory_recall(beta=...) is deprecated; use inverse_temperature=",
+                      DeprecationWarning, stacklevel=2)
+        inverse_temperature = beta
+    beta = inverse_temperature
     Xi = as_matrix(patterns, "patterns")
     X = as_matrix(x, "x", n=Xi.shape[1])
     if beta is None:
         power = float(np.mean(Xi**2))
         if power == 0.0:
             raise ValueError("patterns are all zero, so the default beta = 1/mean(Xi**2) is "
-                             "undefined; pass beta explicitly")
+                             "undefined; pass inverse_temperature explicitly")
         beta = 1.0 / power
-    beta = check_positive(beta, "beta")
-    steps = _positive_int(steps, "steps")
+    beta = check_positive(beta, "inverse_temperature")
+    steps = check_int(steps, "steps")
     for _ in range(steps):
         X = softmax(beta * (X @ Xi.T), axis=1) @ Xi   # (B, P) weights times (P, n) patterns
     return X
@@ -140,15 +152,3 @@ def _square(W, zero_diagonal: bool) -> np.ndarray:
     if zero_diagonal:
         np.fill_diagonal(W, 0.0)
     return W
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)

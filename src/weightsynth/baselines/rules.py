@@ -5,7 +5,7 @@ Theta^T Theta. Its default scale is 1/n, Hopfield's normalization, under which a
 bipolar pattern xi is an eigenvector, W xi ~ xi, at low load. The optimal program starts at
 W*(t0) = beta Theta^T Phi (eq. 12): pass ``scale=beta`` to compare with it when Phi = Theta.
 
-Two higher-capacity baselines (docs/method.md section 9):
+Two higher-capacity baselines (capacities and references: docs/derivation.md section 8):
 
 * :func:`projection_rule`, W = Xi^T (Xi Xi^T)^+ Xi, the orthogonal projector onto the span of
   the patterns (Personnaz, Guyon & Dreyfus 1985; Kanter & Sompolinsky 1987): every stored
@@ -21,32 +21,31 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._deprecation import positional_deprecated
 from .._validation import as_matrix
 
 
-def outer_product_rule(targets, scale: float | None = None, *, zero_diagonal: bool = False
+@positional_deprecated("scale")
+def outer_product_rule(targets, *, scale: float | None = None, zero_diagonal: bool = False
                        ) -> np.ndarray:
     r"""Hopfield's outer-product matrix W = scale * sum_r theta_r theta_r^T, (n, n).
 
-    ``scale`` defaults to 1/n. ``zero_diagonal=True`` removes self-coupling, as in
-    Hopfield's discrete network.
+    ``scale`` (keyword, as for every rule here) defaults to 1/n, Hopfield's normalization.
+    ``zero_diagonal=True`` removes self-coupling, as in Hopfield's discrete network.
     """
     theta = as_matrix(targets, "targets")
-    n = theta.shape[1]
-    if scale is None:
-        scale = 1.0 / n
-    scale = float(scale)
-    if not np.isfinite(scale):
-        raise ValueError(f"scale must be finite, got {scale!r}")
+    scale = _finite(1.0 / theta.shape[1] if scale is None else scale, "scale")
     W = scale * (theta.T @ theta)
     if zero_diagonal:
         np.fill_diagonal(W, 0.0)
     return W
 
 
-def projection_rule(patterns, *, scale: float = 1.0, zero_diagonal: bool = False,
+def projection_rule(patterns, *, scale: float | None = None, zero_diagonal: bool = False,
                     rcond: float | None = None) -> np.ndarray:
     r"""Projection (pseudo-inverse) rule W = scale * Xi^T (Xi Xi^T)^+ Xi, shape (n, n).
+
+    ``scale`` defaults to 1, the projector's own normalization.
 
     Personnaz, Guyon & Dreyfus (1985), J. Phys. Lett. 46, L359; Kanter & Sompolinsky (1987),
     Phys. Rev. A 35, 380. W is the orthogonal projector onto span{xi_1..xi_P}: W = W^T,
@@ -66,7 +65,7 @@ def projection_rule(patterns, *, scale: float = 1.0, zero_diagonal: bool = False
     enlarges the basins of attraction).
     """
     xi = as_matrix(patterns, "patterns")
-    scale = _finite(scale, "scale")
+    scale = _finite(1.0 if scale is None else scale, "scale")
     _, s, vt = np.linalg.svd(xi, full_matrices=False)
     if rcond is None:
         rcond = max(xi.shape) * np.finfo(xi.dtype).eps

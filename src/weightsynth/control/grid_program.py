@@ -11,14 +11,17 @@ and N runs as dz/dt = -z + W(t) g(z) + d(t), with d(t) = b + u(t) the network's 
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..core.activations import Activation
-from ..core.ode import SolverConfig, finite_rows, raise_if_failed, solve
-from ..core.program import Program
+from ..core.ode import SolverConfig, uniform_grid
+from ..core.program import Program, as_scalar, stats_arrays, stats_json
+from ..errors import ProgramFileError
 from ..formats.program_file import require
 
 
@@ -40,15 +43,17 @@ class GridProgram(Program):
     """
 
     activation: Activation
-    t0: float
-    t1: float
+    t0: jax.Array
+    t1: jax.Array
     W: np.ndarray
     drive: np.ndarray
     solver: SolverConfig
     stats: dict = eqx.field(default_factory=dict)
-    kind = "grid"
+    kind: ClassVar[str] = "grid"
 
     def __post_init__(self):
+        self.t0, self.t1 = as_scalar(self.t0), as_scalar(self.t1)
+        self.stats = stats_arrays(self.stats)
         W = np.array(self.W)
         if W.ndim != 3 or W.shape[1] != W.shape[2] or W.shape[0] < 2:
             raise ValueError(f"W must have shape (T >= 2, n, n), got {W.shape}")
@@ -72,29 +77,16 @@ class GridProgram(Program):
     @property
     def ts(self) -> np.ndarray:
         """The node times."""
-        return self.t0 + (self.t1 - self.t0) * np.arange(self.W.shape[0]) / (self.W.shape[0] - 1)
+        return uniform_grid(float(self.t0), float(self.t1), self.W.shape[0] - 1)
 
-    def _weights_jax(self, t):
+    def weights_at(self, t):
         return interp_nodes(jnp.asarray(self.W), t, self.t0, self.t1)
 
-    def _drive_jax(self, t):
+    def drive_at(self, t):
         return interp_nodes(jnp.asarray(self.drive), t, self.t0, self.t1)
 
-    def _run(self, Zq0, ts):
-        grid = None if self.solver.adaptive else jnp.asarray(self._grid(), self.dtype)
-        # stats (python scalars) would be static under filter_jit: drop them so programs
-        # of one shape share one compiled solver
-        bare = eqx.tree_at(lambda p: p.stats, self, {})
-        ys, ok, fin = _simulate(bare, Zq0, grid, jnp.asarray(ts, self.dtype))
-        raise_if_failed(ok, fin, ts, "running the network")
-        return np.asarray(ys)
-
-    def _grid(self) -> np.ndarray:
-        steps = self.solver.steps
-        return self.t0 + (self.t1 - self.t0) * np.arange(steps + 1) / steps
-
     def _file_contents(self):
-        return {"W": self.W, "drive": self.drive}, {"stats": json.dumps(self.stats)}
+        return {"W": self.W, "drive": self.drive}, {"stats": stats_json(self.stats)}
 
     @classmethod
     def _from_file(cls, tensors, meta, common):
@@ -102,26 +94,6 @@ class GridProgram(Program):
         W, drive = tensors["W"], tensors["drive"]
         n = int(meta["n"])
         if W.ndim != 3 or W.shape[1:] != (n, n) or drive.shape != W.shape[:2]:
-            from ..errors import ProgramFileError
-
             raise ProgramFileError("program file arrays have inconsistent shapes")
         return cls(W=W, drive=drive, stats=json.loads(meta.get("stats", "{}")), **common)
 
-
-@eqx.filter_jit
-def _simulate(prog: GridProgram, Zq0, grid, save_ts):
-    def field(t, Z, args):
-        return -Z + prog.activation.g(Z) @ prog._weights_jax(t).T + prog._drive_jax(t)
-
-    ys, ok, _ = solve(field, Zq0, prog.t0, prog.t1, None, prog.solver, step_ts=grid,
-                      save_ts=save_ts)
-    return ys, ok, finite_rows(ys)
-
-
-def _register() -> None:
-    from ..core.program import _KINDS
-
-    _KINDS[GridProgram.kind] = GridProgram
-
-
-_register()

@@ -23,11 +23,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._deprecation import positional_deprecated
 from .._validation import as_matrix, check_interval, check_pair, check_positive, resolve_dtype
 from . import dynamics as dyn
 from .activations import Activation, get_activation
-from .ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
-from .program import ConstantProgram, Program, traced
+from .ode import (
+    INDEX_ATOL,
+    INDEX_RTOL,
+    SolverConfig,
+    finite_rows,
+    raise_if_failed,
+    solve,
+    solver_config,
+    uniform_grid,
+)
+from .program import ConstantProgram, Program, as_scalar
 
 
 @dataclass(frozen=True)
@@ -41,24 +51,28 @@ class IndexResult:
     running: float
 
 
-def optimal_cost(inputs, targets, activation: str | Activation = "tanh") -> float:
+def optimal_cost(inputs, targets, activation: str | Activation = "tanh", *,
+                 gain: float | None = None) -> float:
     r"""J* = - sum_r g^{-1}(phi_r).theta_r, the global minimum of J (derivation eq. 8)."""
     phi, theta = check_pair(inputs, targets)
-    act = get_activation(activation)
+    act = get_activation(activation, gain)
     act.check_in_range(phi, "inputs")
     return float(-np.sum(np.asarray(act.ginv(jnp.asarray(phi))) * theta))
 
 
 class _CallableProgram(Program):
-    """Wraps a user callable t -> (n, n) as a program, for the index only."""
+    """Wraps a user callable t -> (n, n) as a program, for the index only (no file kind)."""
 
-    fn: object
-    size: int
+    fn: object = eqx.field(static=True)
+    size: int = eqx.field(static=True)
     activation: Activation
-    t0: float
-    t1: float
+    t0: jax.Array
+    t1: jax.Array
     solver: SolverConfig
-    dtype_: np.dtype
+    dtype_: np.dtype = eqx.field(static=True)
+
+    def __post_init__(self):
+        self.t0, self.t1 = as_scalar(self.t0), as_scalar(self.t1)
 
     @property
     def n(self) -> int:
@@ -68,8 +82,15 @@ class _CallableProgram(Program):
     def dtype(self):
         return self.dtype_
 
-    def _weights_jax(self, t):
+    def weights_at(self, t):
         return jnp.asarray(self.fn(t), self.dtype_)
+
+    def _file_contents(self):
+        raise TypeError("a weight callable cannot be saved; synthesize a program instead")
+
+    @classmethod
+    def _from_file(cls, tensors, meta, common):
+        raise TypeError("a weight callable has no file form")
 
 
 def _as_program(program, n, act, t0, t1, dt) -> Program:
@@ -81,7 +102,8 @@ def _as_program(program, n, act, t0, t1, dt) -> Program:
         if tuple(shape) != (n, n):
             raise ValueError(f"the weight callable must return an ({n}, {n}) array, got {shape}")
         fn = program if _traceable(program, t0) else _host_callback(program, n, dt)
-        return _CallableProgram(fn, n, act, t0, t1, SolverConfig(), np.dtype(dt))
+        return _CallableProgram(fn=fn, size=n, activation=act, t0=t0, t1=t1, solver=SolverConfig(),
+                                dtype_=np.dtype(dt))
     W = as_matrix(program, "program")
     if W.shape != (n, n):
         raise ValueError(f"a constant program must be ({n}, {n}), got {W.shape}")
@@ -101,38 +123,43 @@ def _host_callback(fn, n, dt):
     return lambda t: jax.pure_callback(lambda tt: np.asarray(fn(float(tt)), dt), shape, t)
 
 
+@positional_deprecated("beta", "t1", "t0", "activation")
 def evaluate_index(
-    program, inputs, targets, beta: float | None = None, t1: float | None = None,
-    t0: float | None = None, activation: str | Activation | None = None, *,
-    steps: int | None = None, solver: str = "tsit5", rtol: float = 1e-10, atol: float = 1e-12,
-    max_steps: int = 100_000, dtype=None,
+    program, inputs, targets, *, beta: float | None = None, t0: float | None = None,
+    t1: float | None = None, activation: str | Activation | None = None,
+    gain: float | None = None, solver: str | SolverConfig = "tsit5", steps: int | None = None,
+    rtol: float = INDEX_RTOL, atol: float = INDEX_ATOL, max_steps: int = 100_000, dtype=None,
 ) -> IndexResult:
     """J (eq. 3), J* and the excess cost of ``program`` against a training set.
 
     ``program`` is a :class:`Program`, a callable t -> (n, n) array, or a constant (n, n)
-    array. ``beta``, ``t0``, ``t1`` and ``activation`` default to the program's own.
+    array. ``beta``, ``t0``, ``t1`` and ``activation`` (with ``gain``) default to the
+    program's own. The default tolerances are 100 times tighter than synthesis' (see
+    :mod:`weightsynth.core.ode`): the index measures the synthesis error, so it must
+    resolve it. ``solver`` is a solver name or a whole :class:`SolverConfig`.
     """
     phi, theta = check_pair(inputs, targets)
     own = program if isinstance(program, Program) else None
     beta = check_positive(beta if beta is not None else getattr(own, "beta", None), "beta")
-    t0 = t0 if t0 is not None else (own.t0 if own else 0.0)
-    t1 = t1 if t1 is not None else (own.t1 if own else None)
+    t0 = t0 if t0 is not None else (float(own.t0) if own else 0.0)
+    t1 = t1 if t1 is not None else (float(own.t1) if own else None)
     t0, t1 = check_interval(t0, t1)
-    act = get_activation(activation if activation is not None else
-                         (own.activation if own else "tanh"))
+    act = (get_activation(activation, gain) if activation is not None else
+           own.activation if own is not None else get_activation("tanh", gain))
     act.check_in_range(phi, "inputs")
     if own is not None and own.n != phi.shape[1]:
         raise ValueError(f"the program has n = {own.n} neurons but inputs have {phi.shape[1]}")
-    if own is not None and (t0 < own.t0 - 1e-12 or t1 > own.t1 + 1e-12):
-        raise ValueError(f"[t0, t1] = [{t0}, {t1}] exceeds the program's [{own.t0}, {own.t1}]")
+    if own is not None and (t0 < float(own.t0) - 1e-12 or t1 > float(own.t1) + 1e-12):
+        raise ValueError(f"[t0, t1] = [{t0}, {t1}] exceeds the program's "
+                         f"[{float(own.t0)}, {float(own.t1)}]")
     dt = resolve_dtype(dtype, inputs, targets)
     prog = _as_program(program, phi.shape[1], act, t0, t1, dt)
-    cfg = SolverConfig(solver=solver, steps=steps, rtol=rtol, atol=atol, max_steps=max_steps)
-    grid = uniform_grid(t0, t1, steps or 1)
+    cfg = solver_config(solver, steps=steps, rtol=rtol, atol=atol, max_steps=max_steps)
+    grid = uniform_grid(t0, t1, cfg.steps or 1)
     Z0 = act.ginv(jnp.asarray(phi, dt))
     Theta = jnp.asarray(theta, dt)
     probe = np.linspace(t0, t1, _N_PROBES)
-    out, ok, fin = _integrate_index(traced(prog), Z0, Theta, jnp.asarray(beta, dt),
+    out, ok, fin = _integrate_index(prog, Z0, Theta, jnp.asarray(beta, dt),
                                     jnp.asarray(t0, dt), jnp.asarray(t1, dt),
                                     jnp.asarray(grid, dt), jnp.asarray(probe, dt), act, cfg)
     raise_if_failed(ok, fin, probe, "evaluating the index (solve of N)")
@@ -159,7 +186,7 @@ def _all_finite(t, y, args):
 def _integrate_index(prog, Z0, Theta, beta, t0, t1, grid, probe, act, cfg):
     def field(t, y, args):
         Z, _, _ = y
-        W = prog._weights_jax(t)
+        W = prog.weights_at(t)
         G = act.g(Z)
         M = Theta.T @ G
         dZ = dyn.network_rhs(Z, W, act)
@@ -176,13 +203,15 @@ def _integrate_index(prog, Z0, Theta, beta, t0, t1, grid, probe, act, cfg):
     return ys, ok, finite.at[-1].set(finite[-1] & finite_rows(ys)[-1])
 
 
-def performance_index(program, inputs, targets, beta: float | None = None,
-                      t1: float | None = None, **kwargs) -> float:
-    """The paper's index J (eq. 3) of ``program`` against the training set (a float)."""
-    return evaluate_index(program, inputs, targets, beta, t1, **kwargs).J
+@positional_deprecated("beta", "t1")
+def performance_index(program, inputs, targets, **kwargs) -> float:
+    """The paper's index J (eq. 3) of ``program`` against the training set (a float);
+    keyword arguments as :func:`evaluate_index`."""
+    return evaluate_index(program, inputs, targets, **kwargs).J
 
 
-def excess_cost(program, inputs, targets, beta: float | None = None, t1: float | None = None,
-                **kwargs) -> float:
-    r"""(1/(2 beta)) int ||W - beta M||_F^2 dt: how far J[W] lies above J* (eq. 8)."""
-    return evaluate_index(program, inputs, targets, beta, t1, **kwargs).excess
+@positional_deprecated("beta", "t1")
+def excess_cost(program, inputs, targets, **kwargs) -> float:
+    r"""(1/(2 beta)) int ||W - beta M||_F^2 dt: how far J[W] lies above J* (eq. 8);
+    keyword arguments as :func:`evaluate_index`."""
+    return evaluate_index(program, inputs, targets, **kwargs).excess

@@ -57,14 +57,6 @@ def gram(G: Float[Array, "L n"]) -> Float[Array, "L L"]:
                       for i in range(b)])
 
 
-def closed_loop_rhs(
-    Z: Float[Array, "L n"], Theta: Float[Array, "L n"], beta, act: Activation
-) -> Float[Array, "L n"]:
-    r"""Closed-loop S in Gram form, eq. (9): dZ/dt = -Z + beta (G G^T) Theta."""
-    G = act.g(Z)
-    return -Z + beta * (gram(G) @ Theta)
-
-
 def reduced_states(t, A: Float[Array, "L L"], Z0, Theta, t0) -> Float[Array, "L n"]:
     r"""Z(t) = e^{-(t - t0)} Z0 + A(t) Theta (eq. 10).
 
@@ -74,10 +66,23 @@ def reduced_states(t, A: Float[Array, "L L"], Z0, Theta, t0) -> Float[Array, "L 
     return jnp.exp(-(t - t0)).astype(Z0.dtype) * Z0 + A @ Theta
 
 
-def reduced_rhs(t, A: Float[Array, "L L"], Z0, Theta, t0, beta, act: Activation):
-    r"""Reduced closed loop, eq. (10): dA/dt = -A + beta K(t)."""
-    G = act.g(reduced_states(t, A, Z0, Theta, t0))
-    return -A + beta * gram(G)
+def closed_loop_rhs(t, X, Z0: Float[Array, "L n"], Theta: Float[Array, "L n"], beta, t0,
+                    act: Activation, coords: str):
+    r"""S under its own optimal program W* = beta Theta^T G (eq. 7): the one vector field of S.
+
+    ``coords="direct"``: X = Z (L, n) and dZ/dt = -Z + beta K Theta, K = G G^T (eq. 9).
+    ``coords="reduced"``: X = A (L, L), Z = e^{-(t-t0)} Z0 + A Theta and
+    dA/dt = -A + beta K (eq. 10). Returns ``(dX/dt, G)``: G = g(Z) is what the queries of
+    eq. (11) need, so callers that integrate them alongside need not recompute it.
+    """
+    Z = reduced_states(t, X, Z0, Theta, t0) if coords == "reduced" else X
+    G = act.g(Z)
+    if coords != "reduced" and G.shape[0] > G.shape[1]:
+        # L > n: the same product associated as G (G^T Theta) (W* of eq. 7, transposed),
+        # 4 L n^2 flops instead of 4 L^2 n
+        return -X + beta * (G @ (G.T @ Theta)), G
+    K = gram(G)
+    return -X + beta * (K if coords == "reduced" else K @ Theta), G
 
 
 def query_rhs(

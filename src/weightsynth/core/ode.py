@@ -8,13 +8,16 @@ comes back to the host, where :func:`raise_if_failed` turns a failure into a
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
 import diffrax
+import equinox._errors as _eqx_errors  # its EQX_ON_ERROR is read as a check is traced
 import jax.numpy as jnp
 import numpy as np
 
+from .._validation import check_int
 from ..errors import SolveError
 
 #: name -> (diffrax solver class, classical order)
@@ -30,6 +33,13 @@ SOLVERS: dict[str, tuple[type, int]] = {
 }
 
 
+#: default tolerances of synthesis and recall
+RTOL, ATOL = 1e-8, 1e-10
+#: default tolerances of the index (core.cost): a measuring instrument must resolve the error
+#: of what it measures, so it runs 100 times tighter than synthesis
+INDEX_RTOL, INDEX_ATOL = 1e-10, 1e-12
+
+
 @dataclass(frozen=True)
 class SolverConfig:
     """How to integrate an ODE.
@@ -41,24 +51,20 @@ class SolverConfig:
 
     solver: str = "tsit5"
     steps: int | None = None
-    rtol: float = 1e-8
-    atol: float = 1e-10
+    rtol: float = RTOL
+    atol: float = ATOL
     max_steps: int = 100_000
     progress: bool = False
 
     def __post_init__(self):
         if self.solver not in SOLVERS:
             raise ValueError(f"unknown solver {self.solver!r}; known: {', '.join(SOLVERS)}")
-        s = self.steps
-        if s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer))
-                              or s < 1):
-            raise ValueError(f"steps must be a positive integer or None, got {s!r}")
+        check_int(self.steps, "steps", none_ok=True)
         for name in ("rtol", "atol"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-        if not isinstance(self.max_steps, (int, np.integer)) or self.max_steps < 1:
-            raise ValueError(f"max_steps must be a positive integer, got {self.max_steps!r}")
+        check_int(self.max_steps, "max_steps")
 
     @property
     def adaptive(self) -> bool:
@@ -71,6 +77,14 @@ class SolverConfig:
     def as_dict(self) -> dict:
         return {"solver": self.solver, "steps": self.steps, "rtol": self.rtol,
                 "atol": self.atol, "max_steps": self.max_steps}
+
+
+def solver_config(solver: str | SolverConfig, **settings) -> SolverConfig:
+    """``solver`` if it is a :class:`SolverConfig` (then ``settings`` must be left at their
+    defaults), else a config of that solver name with ``settings`` (steps, rtol, ...)."""
+    if isinstance(solver, SolverConfig):
+        return solver
+    return SolverConfig(solver=solver, **settings)
 
 
 def uniform_grid(t0: float, t1: float, steps: int) -> np.ndarray:
@@ -103,15 +117,37 @@ def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=N
     else:
         saveat = diffrax.SaveAt(ts=save_ts, fn=save_fn or _identity)
     meter = diffrax.TqdmProgressMeter() if cfg.progress else diffrax.NoProgressMeter()
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), solver, t0, t1, None, y0, args, saveat=saveat,
-        stepsize_controller=controller, max_steps=max_steps, throw=False,
-        progress_meter=meter,
-    )
+    with _checks_without_callbacks():
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(field), solver, t0, t1, None, y0, args, saveat=saveat,
+            stepsize_controller=controller, max_steps=max_steps, throw=False,
+            progress_meter=meter,
+        )
     ok = sol.result == diffrax.RESULTS.successful
     if solution:
         return sol.ys, ok, sol.stats["num_steps"], sol
     return sol.ys, ok, sol.stats["num_steps"]
+
+
+@contextlib.contextmanager
+def _checks_without_callbacks():
+    """While diffeqsolve is traced, let equinox's runtime checks return NaN, not call back.
+
+    diffrax checks traced save times with ``eqx.error_if``, which by default compiles to a
+    host callback; JAX never stores a program with host callbacks in its persistent
+    compilation cache, so every process would recompile every solve. Our callers validate
+    the times on the host first (``check_times``), so these checks cannot fire; were one to,
+    its NaN reaches :func:`raise_if_failed`, which raises. Only this tracing is affected.
+    """
+    old = getattr(_eqx_errors, "EQX_ON_ERROR", None)
+    if old is None:  # another equinox layout: leave its checks as they are
+        yield
+        return
+    _eqx_errors.EQX_ON_ERROR = "nan"
+    try:
+        yield
+    finally:
+        _eqx_errors.EQX_ON_ERROR = old
 
 
 def _identity(t, y, args):

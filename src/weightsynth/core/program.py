@@ -12,16 +12,18 @@ Every program offers ``weights(t)``, ``trajectory(x, ts)``, ``recall(x)``, ``sav
 
 from __future__ import annotations
 
-import dataclasses
+import abc
+import importlib.metadata
 import json
 from functools import partial
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validation import as_matrix, check_times
+from .._validation import as_matrix, check_interval, check_times
 from .._version import __version__
 from ..errors import ProgramFileError
 from ..formats.program_file import load_program_file, require, save_program_file
@@ -39,36 +41,67 @@ from .ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
 
 
 class Program(eqx.Module):
-    """Base class: a weight program W(t) on [t0, t1] for the network N with activation g.
+    """Abstract base: a weight program W(t) on [t0, t1] for the network N with activation g.
 
-    Programs are immutable equinox modules: their arrays are traced leaves, so one
-    compiled function serves every program of the same shapes.
+    Programs are immutable equinox modules. Everything that varies between programs of one
+    shape (arrays, and the scalars t0, t1, beta, held as 0-d arrays) is a traced leaf, so
+    one compiled function serves them all; the activation and the solver settings are
+    static. A subclass gives ``n``, ``dtype``, the traceable :meth:`weights_at` and the two
+    file hooks, and names its ``kind`` (the tag its files carry).
     """
 
-    kind = "abstract"
+    activation: eqx.AbstractVar[Activation]
+    t0: eqx.AbstractVar[jax.Array]
+    t1: eqx.AbstractVar[jax.Array]
+    solver: eqx.AbstractVar[SolverConfig]
+    kind: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("kind")
+        if isinstance(kind, str):
+            _KINDS[kind] = cls
 
     @property
+    @abc.abstractmethod
     def n(self) -> int:
-        raise NotImplementedError
+        """Number of neurons."""
 
     @property
+    @abc.abstractmethod
     def dtype(self) -> np.dtype:
-        raise NotImplementedError
+        """The float dtype the program computes in."""
 
-    def _weights_jax(self, t):
-        """W(t) as a traceable JAX function of a scalar t."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def weights_at(self, t) -> jax.Array:
+        """W(t) (n, n) as a traceable JAX function of a scalar time."""
 
-    def _check_t(self, t, name="t") -> np.ndarray:
-        return check_times(np.atleast_1d(np.asarray(t, dtype=np.float64)), self.t0, self.t1,
-                           name)
+    def drive_at(self, t):
+        """The network's input d(t) (bias plus external input) at a traceable time; 0 here."""
+        return jnp.zeros((), self.dtype)
+
+    def field(self, t, Z):
+        r"""N's vector field under this program, eq. (1): dz/dt = -z + W(t) g(z) + d(t)."""
+        return dyn.network_rhs(Z, self.weights_at(t), self.activation) + self.drive_at(t)
+
+    @abc.abstractmethod
+    def _file_contents(self) -> tuple[dict, dict]:
+        """The arrays and the kind-specific metadata to save."""
+
+    @classmethod
+    @abc.abstractmethod
+    def _from_file(cls, tensors: dict, meta: dict, common: dict) -> Program:
+        """Rebuild a program from validated file contents (``common``: the shared fields)."""
+
+    # ---- public API --------------------------------------------------------------------
+    def _times(self, t, name: str) -> np.ndarray:
+        return check_times(t, float(self.t0), float(self.t1), name)
 
     def weights(self, t) -> np.ndarray:
         """W(t): an (n, n) array for a scalar t, or (len(t), n, n) for a 1-D array of times."""
-        scalar = np.ndim(t) == 0
-        ts = self._check_t(t) if scalar else check_times(t, self.t0, self.t1, "t")
-        out = np.asarray(_weights_many(traced(self), jnp.asarray(ts, self.dtype)))
-        return out[0] if scalar else out
+        ts = self._times(t, "t")
+        out = np.asarray(_weights_many(self, jnp.asarray(ts, self.dtype)))
+        return out[0] if np.ndim(t) == 0 else out
 
     def _queries(self, x) -> np.ndarray:
         arr = as_matrix(x, "x", n=self.n)
@@ -77,28 +110,26 @@ class Program(eqx.Module):
 
     def trajectory(self, x, ts) -> np.ndarray:
         """States z(t) of N run from outputs ``x`` (B, n) at t0: shape (len(ts), B, n)."""
-        ts = check_times(ts, self.t0, self.t1, "ts")
+        ts = self._times(ts, "ts")
         Zq0 = self.activation.ginv(jnp.asarray(self._queries(x)))
         return self._run(Zq0, ts)
 
     def recall(self, x) -> np.ndarray:
         """Outputs g(z(t1)) of N run from outputs ``x`` (B, n) at t0: shape (B, n)."""
-        z1 = self.trajectory(x, np.array([self.t1]))[0]
+        z1 = self.trajectory(x, np.array([float(self.t1)]))[0]
         return np.asarray(self.activation.g(jnp.asarray(z1)))
 
     def _run(self, Zq0, ts: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """States of N from activations ``Zq0`` at ``ts``: :func:`simulate_network`."""
+        return simulate_network(self, Zq0, ts)
 
     # ---- files -------------------------------------------------------------------------
-    def _file_contents(self) -> tuple[dict, dict]:
-        raise NotImplementedError
-
     def save(self, path) -> None:
-        """Save to one pickle-free safetensors file (see :mod:`weightsynth.storage`)."""
+        """Save to one pickle-free safetensors file (see :mod:`weightsynth.formats`)."""
         tensors, meta = self._file_contents()
         base = {"kind": self.kind, "weightsynth_version": __version__,
                 "activation": self.activation.name, "gain": repr(self.activation.gain),
-                "t0": repr(self.t0), "t1": repr(self.t1), "n": str(self.n),
+                "t0": repr(float(self.t0)), "t1": repr(float(self.t1)), "n": str(self.n),
                 "dtype": str(np.dtype(self.dtype)), "solver": json.dumps(self.solver.as_dict())}
         save_program_file(path, tensors, {**base, **meta})
 
@@ -116,7 +147,7 @@ class Program(eqx.Module):
                 f"{str(path)!r} holds a float64 program, which JAX holds only with 64-bit "
                 "mode on: call jax.config.update('jax_enable_x64', True) first"
             )
-        sub = _KINDS.get(meta["kind"])
+        sub = program_kind(meta["kind"])
         if sub is None:
             raise ProgramFileError(f"unknown program kind {meta['kind']!r} in {str(path)!r}")
         if not issubclass(sub, cls):
@@ -137,26 +168,45 @@ class Program(eqx.Module):
             raise ProgramFileError(f"{str(path)!r} holds an invalid program: {exc}") from None
 
 
-def traced(prog: Program) -> Program:
-    """``prog`` with its scalars (beta, t0, t1) as 0-d arrays and no solver stats.
+#: kind -> class, filled as subclasses are defined (Program.__init_subclass__)
+_KINDS: dict[str, type[Program]] = {}
+#: where installed packages declare further kinds (pyproject.toml), loaded on first use
+KIND_ENTRY_POINTS = "weightsynth.programs"
 
-    ``eqx.filter_jit`` treats Python floats as static, so passing ``prog`` itself would
-    compile afresh for every beta, t0, t1 (and step count); this compiles once per shape.
-    Stored trajectories are padded to a bucketed length, so the number of solver steps
-    does not change the shapes either.
+
+def program_kind(kind: str) -> type[Program] | None:
+    """The class for a file's ``kind`` tag: defined already, or declared as an entry point."""
+    if kind not in _KINDS:
+        for ep in importlib.metadata.entry_points(group=KIND_ENTRY_POINTS):
+            if ep.name == kind:
+                ep.load()  # defining the class registers it
+    return _KINDS.get(kind)
+
+
+def as_scalar(value) -> jax.Array:
+    """A 0-d array for a program's scalar field (t0, t1, beta): a traced leaf, not static.
+
+    Always weakly typed (from a Python float), so it never promotes a float32 program and
+    every program of one shape has the same abstract signature.
     """
-    names = {f.name for f in dataclasses.fields(prog)}
-    new = {k: jnp.asarray(getattr(prog, k)) for k in ("beta", "t0", "t1")
-           if k in names and isinstance(getattr(prog, k), float)}
-    if "stats" in names:
-        new["stats"] = {}
-    out = dataclasses.replace(prog, **new)
-    return out._padded() if hasattr(out, "_padded") else out
+    return jnp.asarray(float(value))
+
+
+def stats_arrays(stats: dict) -> dict:
+    """Solver statistics with numbers as 0-d arrays: traced leaves, so a new step count
+    never recompiles. Strings (a stop reason) stay, and are static: keep them few-valued."""
+    return {str(k): v if isinstance(v, str) else jnp.asarray(v) for k, v in dict(stats).items()}
+
+
+def stats_json(stats: dict) -> str:
+    """Solver statistics as JSON (for files)."""
+    return json.dumps({k: v if isinstance(v, str) else np.asarray(v).item()
+                       for k, v in stats.items()})
 
 
 @eqx.filter_jit
 def _weights_many(prog: Program, ts):
-    return jax.vmap(prog._weights_jax)(ts)
+    return jax.vmap(prog.weights_at)(ts)
 
 
 # ---------------------------------------------------------------------------------------
@@ -169,25 +219,34 @@ class WeightProgram(Program):
     ``coords == "direct"``, ``solver`` the integration settings (reused by ``recall``), and
     ``stats`` (solver steps taken).
 
+    The stored times are t0 and the end of every step the solver took, plus interior
+    points where interpolating would miss the tolerance (see
+    :mod:`weightsynth.core.interpolation`). ``ts`` and ``X`` are padded with copies of
+    their last row to a bucketed length (257, 513, ...), so programs whose solves took
+    different numbers of steps share compiled code; :attr:`stored_times` and
+    :meth:`stored` give the rows without the padding.
+
     The four arrays are (immutable) JAX arrays on the device that computed or loaded them:
     a program synthesized on a GPU stays there, and recall runs there without copying it
     back and forth. ``np.asarray(prog.X)`` gives a host copy.
     """
 
     activation: Activation
-    beta: float
-    t0: float
-    t1: float
+    beta: jax.Array
+    t0: jax.Array
+    t1: jax.Array
     Z0: jax.Array
     Theta: jax.Array
     ts: jax.Array
     X: jax.Array
-    coords: str
+    coords: str = eqx.field(static=True)
     solver: SolverConfig
     stats: dict = eqx.field(default_factory=dict)
-    kind = "optimal"
+    kind: ClassVar[str] = "optimal"
 
     def __post_init__(self):
+        self.beta, self.t0, self.t1 = (as_scalar(getattr(self, k)) for k in ("beta", "t0", "t1"))
+        self.stats = stats_arrays(self.stats)
         for name in ("Z0", "Theta", "ts", "X"):
             value = getattr(self, name)
             arr = jnp.asarray(value)
@@ -197,10 +256,22 @@ class WeightProgram(Program):
                     "with 64-bit mode on: call jax.config.update('jax_enable_x64', True) first"
                 )
             setattr(self, name, arr)
+        self.ts, self.X = pad(self.ts, self.X, capacity(int(self.ts.shape[0])))
 
     @property
     def n(self) -> int:
         return self.Theta.shape[1]
+
+    @property
+    def stored_times(self) -> int:
+        """How many rows of ``ts``/``X`` are stored states (the rest repeat the last)."""
+        ts = np.asarray(self.ts)
+        return int(np.searchsorted(ts, ts[-1], side="left")) + 1
+
+    def stored(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stored times and states without the padding, as host arrays."""
+        k = self.stored_times
+        return np.asarray(self.ts)[:k], np.asarray(self.X)[:k]
 
     @property
     def L(self) -> int:
@@ -212,36 +283,33 @@ class WeightProgram(Program):
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the program's arrays."""
-        return sum(a.nbytes for a in (self.Z0, self.Theta, self.ts, self.X))
+        """Bytes held by the program's arrays (its scalars included, solver stats not)."""
+        return sum(getattr(self, k).nbytes for k in ("beta", "t0", "t1", "Z0", "Theta", "ts", "X"))
 
     def _to_states(self, t, X):
         if self.coords == "reduced":
             return dyn.reduced_states(t, X, self.Z0, self.Theta, self.t0)
         return X
 
+    def _field_and_outputs(self, t, X):
+        """S's vector field in the stored coordinates, and G = g(Z) (eqs. 9-10)."""
+        return dyn.closed_loop_rhs(t, X, self.Z0, self.Theta, self.beta, self.t0,
+                                   self.activation, self.coords)
+
     def _field(self, t, X):
-        Z = self._to_states(t, X)
-        K = dyn.gram(self.activation.g(Z))
-        rhs = K if self.coords == "reduced" else K @ self.Theta
-        return -X + self.beta * rhs
+        return self._field_and_outputs(t, X)[0]
 
     def _states_jax(self, t):
-        """Z(t) by cubic Hermite interpolation between the stored solver steps."""
+        """Z(t) by cubic Hermite interpolation between the stored times."""
         X = hermite(jnp.asarray(self.ts), jnp.asarray(self.X), self._field, t)
         return self._to_states(t, X)
-
-    def _padded(self) -> WeightProgram:
-        """The program with ``ts`` and ``X`` padded to a bucketed length (for compiled code)."""
-        ts, X = pad(self.ts, self.X, capacity(self.ts.shape[0]))
-        return dataclasses.replace(self, ts=ts, X=X)
 
     def interval_errors(self) -> tuple[np.ndarray, np.ndarray]:
         """Per stored interval: the estimated interpolation error in the solver's norm
         (1 = the tolerance ``rtol``/``atol``), and the error it makes in W (Frobenius)."""
-        T = self.ts.shape[0]
-        ratio, dW = _defects(traced(self), self.solver.rtol, self.solver.atol)
-        return np.asarray(ratio)[: T - 1], np.asarray(dW)[: T - 1]
+        k = self.stored_times
+        ratio, dW = _defects(self, self.solver.rtol, self.solver.atol)
+        return np.asarray(ratio)[: k - 1], np.asarray(dW)[: k - 1]
 
     def interpolation_excess(self) -> float:
         """Estimated relative excess (J - J*)/|J*| that interpolating between stored times costs.
@@ -250,33 +318,33 @@ class WeightProgram(Program):
         :func:`weightsynth.core.interpolation.interval_errors`), not a bound.
         """
         J_star = -float(jnp.sum(self.Z0 * self.Theta))
-        return relative_excess_estimate(self.ts, self.interval_errors()[1], self.beta, J_star)
+        return relative_excess_estimate(self.stored()[0], self.interval_errors()[1],
+                                        float(self.beta), J_star)
 
-    def _weights_jax(self, t):
+    def weights_at(self, t):
         return dyn.optimal_weights(self._states_jax(t), self.Theta, self.beta, self.activation)
 
     def states(self, t) -> np.ndarray:
-        """States Z(t) of the formal system S, (L, n), at a time t in [t0, t1]."""
-        (tt,) = self._check_t(t)
-        return np.asarray(_states(traced(self), jnp.asarray(tt, self.dtype)))
+        """States Z(t) of the formal system S: (L, n) for a scalar t, (len(t), L, n) for a
+        1-D array of times in [t0, t1]."""
+        ts = self._times(t, "t")
+        out = np.asarray(_states_many(self, jnp.asarray(ts, self.dtype)))
+        return out[0] if np.ndim(t) == 0 else out
 
     def _run(self, Zq0, ts):
         B, n, L = Zq0.shape[0], self.n, self.L
         dense = 2 * n * n * L + 2 * B * n * n < 4 * B * L * n
-        grid = None if self.solver.adaptive else jnp.asarray(self.ts, self.dtype)
+        grid = None if self.solver.adaptive else jnp.asarray(self.stored()[0], self.dtype)
         save_ts = jnp.asarray(ts, self.dtype)
-        ys, ok, fin = _run_queries(
-            Zq0, jnp.asarray(self.X[0]), jnp.asarray(self.Z0), jnp.asarray(self.Theta),
-            self.beta, self.t0, self.t1, grid, save_ts, act=self.activation,
-            coords=self.coords, cfg=self.solver, dense=dense,
-        )
+        ys, ok, fin = _run_queries(self, Zq0, grid, save_ts, dense=dense)
         raise_if_failed(ok, fin, ts, "running the network")
         return np.asarray(ys)
 
     def _file_contents(self):
-        tensors = {k: np.asarray(getattr(self, k)) for k in ("Z0", "Theta", "ts", "X")}
-        meta = {"beta": repr(self.beta), "L": str(self.L), "coords": self.coords,
-                "stats": json.dumps(self.stats)}
+        ts, X = self.stored()
+        tensors = {"Z0": np.asarray(self.Z0), "Theta": np.asarray(self.Theta), "ts": ts, "X": X}
+        meta = {"beta": repr(float(self.beta)), "L": str(self.L), "coords": self.coords,
+                "stats": stats_json(self.stats)}
         return tensors, meta
 
     @classmethod
@@ -293,8 +361,8 @@ class WeightProgram(Program):
 
 
 @eqx.filter_jit
-def _states(prog: WeightProgram, t):
-    return prog._states_jax(t)
+def _states_many(prog: WeightProgram, ts):
+    return jax.vmap(prog._states_jax)(ts)
 
 
 @eqx.filter_jit
@@ -310,20 +378,17 @@ def _defects(prog: WeightProgram, rtol, atol):
     return error_ratios(err, prog.X, rtol, atol), jax.vmap(dW)(tq, Xq, err)
 
 
-@partial(jax.jit, static_argnames=("act", "coords", "cfg", "dense"))
-def _run_queries(Zq0, Xp0, Z0, Theta, beta, t0, t1, grid, save_ts, *, act, coords, cfg, dense):
+@partial(eqx.filter_jit)
+def _run_queries(prog: WeightProgram, Zq0, grid, save_ts, *, dense: bool):
     """Queries through N under W*(t), integrated jointly with S so W*(t) is exact (eq. 11)."""
 
     def field(t, y, args):
         Xp, Xq = y
-        Z = dyn.reduced_states(t, Xp, Z0, Theta, t0) if coords == "reduced" else Xp
-        G = act.g(Z)
-        K = dyn.gram(G)
-        dXp = -Xp + beta * (K if coords == "reduced" else K @ Theta)
-        return dXp, dyn.query_rhs(Xq, G, Theta, beta, act, dense=dense)
+        dXp, G = prog._field_and_outputs(t, Xp)
+        return dXp, dyn.query_rhs(Xq, G, prog.Theta, prog.beta, prog.activation, dense=dense)
 
-    ys, ok, _ = solve(field, (Xp0, Zq0), t0, t1, None, cfg, step_ts=grid, save_ts=save_ts,
-                      save_fn=lambda t, y, args: y[1])
+    ys, ok, _ = solve(field, (prog.X[0], Zq0), prog.t0, prog.t1, None, prog.solver,
+                      step_ts=grid, save_ts=save_ts, save_fn=lambda t, y, args: y[1])
     return ys, ok, finite_rows(ys)
 
 
@@ -332,20 +397,23 @@ class ConstantProgram(Program):
     """A constant weight matrix W on [t0, t1], e.g. the outer-product rule."""
 
     W: np.ndarray
-    activation: Activation = Activation("tanh")
-    t0: float = 0.0
-    t1: float = 1.0
-    solver: SolverConfig = SolverConfig()
-    kind = "constant"
+    activation: Activation
+    t0: jax.Array
+    t1: jax.Array
+    solver: SolverConfig
+    kind: ClassVar[str] = "constant"
 
-    def __post_init__(self):
-        W = as_matrix(self.W, "W")
+    def __init__(self, W, activation: str | Activation = "tanh", t0: float = 0.0,
+                 t1: float = 1.0, solver: SolverConfig | None = None):
+        W = np.array(as_matrix(W, "W"))
         if W.shape[0] != W.shape[1]:
             raise ValueError(f"W must be square (n, n), got shape {W.shape}")
-        W = np.array(W)
         W.setflags(write=False)
         self.W = W
-        self.activation = get_activation(self.activation)
+        self.activation = get_activation(activation)
+        t0, t1 = check_interval(t0, t1)
+        self.t0, self.t1 = as_scalar(t0), as_scalar(t1)
+        self.solver = solver if solver is not None else SolverConfig()
 
     @property
     def n(self) -> int:
@@ -355,11 +423,8 @@ class ConstantProgram(Program):
     def dtype(self) -> np.dtype:
         return self.W.dtype
 
-    def _weights_jax(self, t):
+    def weights_at(self, t):
         return jnp.asarray(self.W)
-
-    def _run(self, Zq0, ts):
-        return simulate_network(self, Zq0, ts)
 
     def _file_contents(self):
         return {"W": self.W}, {}
@@ -373,28 +438,26 @@ class ConstantProgram(Program):
 
 
 def simulate_network(prog: Program, Zq0, ts: np.ndarray) -> np.ndarray:
-    """Run N, dz/dt = -z + W(t) g(z), under any program's W(t); states at ``ts``."""
+    """Run N, dz/dt = -z + W(t) g(z) + d(t) (eq. 1), under any program; states at ``ts``.
+
+    Fixed-step solvers step on ``uniform_grid(t0, t1, steps)``; the one loop that every
+    program without a faster form of its own runs through.
+    """
     cfg = prog.solver
-    grid = None if cfg.adaptive else jnp.asarray(uniform_grid(prog.t0, prog.t1, cfg.steps),
-                                                 prog.dtype)
-    ys, ok, fin = _simulate(traced(prog), Zq0, grid, jnp.asarray(ts, prog.dtype))
+    grid = None if cfg.adaptive else jnp.asarray(
+        uniform_grid(float(prog.t0), float(prog.t1), cfg.steps), prog.dtype)
+    ys, ok, fin = _simulate(prog, Zq0, grid, jnp.asarray(ts, prog.dtype))
     raise_if_failed(ok, fin, ts, "running the network")
     return np.asarray(ys)
 
 
 @eqx.filter_jit
 def _simulate(prog: Program, Zq0, grid, save_ts):
-    def field(t, Z, args):
-        return dyn.network_rhs(Z, prog._weights_jax(t), prog.activation)
-
-    ys, ok, _ = solve(field, Zq0, prog.t0, prog.t1, None, prog.solver, step_ts=grid,
-                      save_ts=save_ts)
+    ys, ok, _ = solve(lambda t, Z, args: prog.field(t, Z), Zq0, prog.t0, prog.t1, None,
+                      prog.solver, step_ts=grid, save_ts=save_ts)
     return ys, ok, finite_rows(ys)
 
 
-_KINDS: dict[str, type[Program]] = {"optimal": WeightProgram, "constant": ConstantProgram}
-
-
 def load_program(path) -> Program:
-    """Load any saved program (optimal, constant, ...)."""
+    """Load any saved program (optimal, constant, grid, ...)."""
     return Program.load(path)

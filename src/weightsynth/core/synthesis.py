@@ -19,30 +19,40 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validation import check_interval, check_pair, check_positive, resolve_dtype
+from .._deprecation import positional_deprecated
+from .._validation import check_int, check_interval, check_pair, check_positive, resolve_dtype
 from ..errors import AccuracyWarning, SolveError
 from . import dynamics as dyn
 from .activations import Activation, get_activation
 from .interpolation import capacity, interior_times, subdivisions
-from .ode import SolverConfig, raise_if_failed, solve, uniform_grid
+from .ode import (
+    ATOL,
+    RTOL,
+    SolverConfig,
+    raise_if_failed,
+    solve,
+    solver_config,
+    uniform_grid,
+)
 from .program import WeightProgram
 
 _COORDS = ("auto", "reduced", "direct")
 
 
+@positional_deprecated("beta", "t1", "t0", "activation")
 def synthesize(
     inputs,
     targets,
-    beta: float = 1.0,
-    t1: float = 1.0,
-    t0: float = 0.0,
-    activation: str | Activation = "tanh",
     *,
+    beta: float = 1.0,
+    t0: float = 0.0,
+    t1: float = 1.0,
+    activation: str | Activation = "tanh",
     gain: float | None = None,
+    solver: str | SolverConfig = "tsit5",
     steps: int | None = None,
-    solver: str = "tsit5",
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     max_steps: int = 100_000,
     n_save: int = 257,
     coords: str = "auto",
@@ -62,18 +72,21 @@ def synthesize(
         The time interval, t1 > t0.
     activation, gain:
         g, by name (``"tanh"``, ``"logistic"``, ...) or as an :class:`Activation`.
+    solver:
+        a diffrax solver name (see :data:`weightsynth.core.ode.SOLVERS`), or a whole
+        :class:`SolverConfig`, which then replaces ``steps``, ``rtol``, ``atol`` and
+        ``max_steps``.
     steps:
         Fixed-step solving with this many equal steps. ``None`` (default) solves adaptively
         with tolerances ``rtol``/``atol``. Either way the program stores t0 and the end of
-        every step the solver took, and interpolates between them (cubic Hermite with S's
-        own slopes), so its index meets J* to the solve's tolerance. If that interpolation
-        may cost more than 10 x rtol relative excess, an :class:`AccuracyWarning` names the
+        every step the solver took, plus interior points from the solver's dense output
+        where interpolating between steps (cubic Hermite with S's own slopes) would miss
+        the tolerance; so its index meets J* to the solve's tolerance. If it still may
+        cost more than 10 x rtol relative excess, an :class:`AccuracyWarning` names the
         fix.
     n_save:
         Rows first reserved for the stored steps (t0 included); doubled, with one more
         compile, when the adaptive solver takes more steps.
-    solver:
-        diffrax solver name (see :data:`weightsynth.solvers.SOLVERS`).
     coords:
         ``"reduced"`` integrates A(t) (L x L), ``"direct"`` integrates Z(t) (L x n),
         ``"auto"`` picks the smaller.
@@ -93,10 +106,9 @@ def synthesize(
     act.check_in_range(phi, "inputs")
     if coords not in _COORDS:
         raise ValueError(f"coords must be one of {_COORDS}, got {coords!r}")
-    if isinstance(n_save, bool) or not isinstance(n_save, int) or n_save < 2:
-        raise ValueError(f"n_save must be an integer >= 2, got {n_save!r}")
-    cfg = SolverConfig(solver=solver, steps=steps, rtol=rtol, atol=atol, max_steps=max_steps,
-                       progress=progress)
+    check_int(n_save, "n_save", minimum=2)
+    cfg = solver_config(solver, steps=steps, rtol=rtol, atol=atol, max_steps=max_steps,
+                        progress=progress)
     dt = resolve_dtype(dtype, inputs, targets)
     L, n = phi.shape
     if coords == "auto":
@@ -111,8 +123,7 @@ def synthesize(
                                             n_save, dt)
     prog = WeightProgram(
         activation=act, beta=beta, t0=t0, t1=t1, Z0=Z0, Theta=Theta, ts=ts, X=X,
-        coords=coords, solver=SolverConfig(solver=solver, steps=steps, rtol=rtol, atol=atol,
-                                           max_steps=max_steps),
+        coords=coords, solver=dataclasses.replace(cfg, progress=False),
         stats={"num_steps": num_steps, "accepted_steps": int(ts.shape[0]) - 1},
     )
     prog = _refine(prog, dense)
@@ -156,16 +167,16 @@ def _refine(prog: WeightProgram, dense) -> WeightProgram:
     """Add interior points (from the solver's dense output) where interpolating the steps
     alone would miss the tolerance (see :mod:`weightsynth.core.interpolation`)."""
     ratios, _ = prog.interval_errors()
-    ts = np.asarray(prog.ts, np.float64)
-    extra = interior_times(ts, subdivisions(ratios))
+    ts, X = prog.stored()
+    extra = interior_times(ts.astype(np.float64), subdivisions(ratios))
     if extra.size == 0:
         return prog
     padded = np.full(capacity(extra.size), extra[-1])
     padded[: extra.size] = extra
     values = np.asarray(_evaluate(dense, jnp.asarray(padded)))[: extra.size]
     order = np.argsort(np.concatenate([ts, extra]), kind="stable")
-    new_ts = np.concatenate([np.asarray(prog.ts), extra.astype(prog.dtype)])[order]
-    new_X = np.concatenate([np.asarray(prog.X), values.astype(prog.dtype)])[order]
+    new_ts = np.concatenate([ts, extra.astype(prog.dtype)])[order]
+    new_X = np.concatenate([X, values.astype(prog.dtype)])[order]
     return dataclasses.replace(prog, ts=new_ts, X=new_X,
                                stats={**prog.stats, "stored_times": int(new_ts.shape[0])})
 
@@ -177,12 +188,8 @@ def _evaluate(dense, ts):
 
 @partial(jax.jit, static_argnames=("act", "coords", "cfg", "size"))
 def _solve_closed_loop(X0, Z0, Theta, beta, t0, t1, grid, *, act, coords, cfg, size):
-    if coords == "reduced":
-        def field(t, A, args):
-            return dyn.reduced_rhs(t, A, Z0, Theta, t0, beta, act)
-    else:
-        def field(t, Z, args):
-            return dyn.closed_loop_rhs(Z, Theta, beta, act)
+    def field(t, X, args):
+        return dyn.closed_loop_rhs(t, X, Z0, Theta, beta, t0, act, coords)[0]
 
     saveat = diffrax.SaveAt(t0=True, steps=True, dense=True, fn=lambda t, y, args: (t, y))
     ys, ok, nsteps, sol = solve(field, X0, t0, t1, None, cfg,
@@ -201,7 +208,7 @@ def _warn_if_coarse(prog: WeightProgram, cfg: SolverConfig) -> None:
            f"pass more steps than {cfg.steps}, or steps=None to solve adaptively")
     warnings.warn(
         f"the stored program may score about {rel:.1g} relative above J* between its "
-        f"{prog.ts.shape[0]} stored times (more than 10 x rtol = {limit:.1g}); "
+        f"{prog.stored_times} stored times (more than 10 x rtol = {limit:.1g}); "
         f"{fix}",
         AccuracyWarning, stacklevel=3,
     )

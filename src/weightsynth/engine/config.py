@@ -38,6 +38,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._validation import check_int
+
 Protocol = Callable[..., list]
 
 ENTRY_POINT_GROUP = "weightsynth.protocols"
@@ -242,10 +244,7 @@ def parse_sweep_config(data: Mapping, *, source: str = "config") -> SweepConfig:
     bad = sorted(set(sweep) - _SWEEP_KEYS)
     if bad:
         raise ValueError(f"{source}: unknown [sweep] setting {bad[0]!r} (known: batch_size)")
-    batch = sweep.get("batch_size")
-    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
-                              or batch < 1):
-        raise ValueError(f"{source}: batch_size must be a positive integer, got {batch!r}")
+    batch = check_int(sweep.get("batch_size"), f"{source}: batch_size", none_ok=True)
     name, fn = resolve_protocol(data["protocol"])
     check_parameters(name, fn, set(grid) | set(fixed))
     canonical_json({"grid": grid, "fixed": fixed})

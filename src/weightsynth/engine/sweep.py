@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import _interrupt as interrupt
+from .._validation import check_int
 from .._version import __version__
 from .config import (
     Protocol,
+    canonical_json,
     cell_key,
     check_parameters,
     check_values,
@@ -231,8 +233,6 @@ class _Batcher:
                            if v is None or isinstance(v, bool | int | float | str)}
                 self.rows.extend({**scalars, **r, "cell_key": key} for r in out["records"])
             return True
-        from .config import canonical_json
-
         first = (out["message"].strip().splitlines() or [""])[0][:300]
         what = f"{out['error_type']}: {first}" if first else out["error_type"]
         self.error_counts[what] = self.error_counts.get(what, 0) + 1
@@ -380,8 +380,10 @@ def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str |
 def _run_sweep(protocol, cells, out_dir, *, scheduler, workers, batch_size, flush_seconds,
                progress, config, connect_timeout, on_batch) -> SweepSummary:
     t_start = time.monotonic()
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise SweepError(f"batch_size must be a positive integer, got {batch_size!r}")
+    try:
+        check_int(batch_size, "batch_size")
+    except ValueError as exc:
+        raise SweepError(str(exc)) from None
     if scheduler is not None and workers is not None:
         raise SweepError("workers sets the size of the local cluster; with a scheduler "
                          "address, start the workers on the cluster")

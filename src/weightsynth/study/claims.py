@@ -51,7 +51,7 @@ def _status(n_held: int, n_total: int) -> str:
 
 
 def claim_w0(weights: pd.DataFrame) -> dict:
-    """Claim 1: W*(t0) = beta sum_r theta_r phi_r^T (method.md section 5)."""
+    """Claim 1: W*(t0) = beta sum_r theta_r phi_r^T (derivation eq. 12)."""
     w = weights.dropna(subset=["w_t0_err"]) if len(weights) else weights
     row = dict(claim="W*(t0) = beta sum_r theta_r phi_r^T (outer-product relation at t0)")
     if not len(w):
@@ -165,8 +165,9 @@ def general_comparison(gen: pd.DataFrame) -> pd.DataFrame:
 
 
 def claim_general(comp: pd.DataFrame, gen: pd.DataFrame, split: str) -> dict:
-    """Issue 4: do programs under the general recall indices beat the outer-product,
-    projection and Storkey rules in error correction (bit accuracy at t1, paired by seed)?"""
+    """Claims 6-7 (docs/experiments.md): do programs under the general recall indices beat
+    the outer-product, projection and Storkey rules in error correction (bit accuracy at t1,
+    paired by seed)?"""
     where = "training samples" if split == "train" else "fresh corrupted samples"
     row = dict(claim=f"Programs synthesized under the general recall indices (terminal "
                      f"output correlation, terminal squared error) beat the outer-product, "
@@ -213,4 +214,8 @@ def decide_claims(df: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
     rows = [claim_w0(weights), c2, c3, c4, claim_index(auto)]
     if len(gen):
         rows += [claim_general(comp, gen, "train"), claim_general(comp, gen, "test")]
-    return pd.DataFrame(rows), {"hopfield": hop, "train": d3, "test": d4, "general": comp}
+    from .maps_report import claim_rows  # issue 12: protocol maps
+
+    maps_claims, maps_details = claim_rows(df)
+    return pd.DataFrame(rows + maps_claims), {"hopfield": hop, "train": d3, "test": d4,
+                                              "general": comp, **maps_details}
