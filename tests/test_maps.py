@@ -52,6 +52,12 @@ def test_cell_rows(task, kw):
         assert df.set_index("method").error["knn"] == 0.0
 
 
+def test_digits_runs_classifiers_only():
+    rows = maps_cell(task="digits", size=30, seed=0, tune=False,
+                     methods=("general-squared_error", "hebbian"))
+    assert [r["method"] for r in rows] == ["hebbian"]
+
+
 def _table(diff_by_seed, rival="hebbian"):
     rows = []
     for s, d in enumerate(diff_by_seed):

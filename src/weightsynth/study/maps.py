@@ -233,7 +233,8 @@ def maps_cell(*, task: str, seed: int, base_seed: int = 0, size: int = 0,
         te, pool = perm[:497], perm[497:]
         tr = pool[:size]
         base = _base("digits", 64, size, seed, tune=tune)
-        return _rows("digits", methods or CLASSIFY, "class", X[tr], y[tr], X[te], y[te],
+        meths = [m for m in (methods or CLASSIFY) if m in CLASSIFY]
+        return _rows("digits", meths, "class", X[tr], y[tr], X[te], y[te],
                      10, seed, quick, lambda p, t: _error("class", p, t), base,
                      confusion=with_confusion)
     if task == "smooth":

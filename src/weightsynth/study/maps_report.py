@@ -118,11 +118,14 @@ def error_figure(df: pd.DataFrame):
             ax.set(xlabel="K/n (pairs per neuron), n = 100", title=f"hetero, noise {nz:g}")
         else:
             _curves(ax, d, "L")
+            sizes = sorted(int(v) for v in d.L.unique())
             ax.set(xscale="log", xlabel="training-set size L", title=task)
+            ax.set_xticks(sizes, [str(v) for v in sizes])
+            ax.minorticks_off()
             if task == "smooth":
                 ax.set_yscale("log")
+            ax.legend(fontsize=7)
         ax.set_ylabel(ERROR_NAME[task])
-    axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
