@@ -93,7 +93,7 @@ PIPELINE = 20
 
 
 def synthesis_gemms(n: int, L: int):
-    """The two GEMMs of one evaluation of S in reduced coordinates (method.md section 4):
+    """The two GEMMs of one evaluation of S in reduced coordinates (derivation eq. 10):
     A Theta (L x L times L x n) and K = G G^T (L x n times n x L): 4 n L^2 flops."""
     return [(L, L, n), (L, n, L)]
 

@@ -1,4 +1,4 @@
-"""Target 7 (issue 5): ``synthesize`` on a GPU, against that GPU's own GEMM rate.
+"""Target 7 (benchmarks/README.md): ``synthesize`` on a GPU, against that GPU's own GEMM rate.
 
 The same code as on the CPU; only the device differs (JAX picks the GPU when one is there).
 Prints one JSON record per measurement, also appended to ``--out`` as they finish, so a

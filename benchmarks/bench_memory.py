@@ -1,4 +1,5 @@
-"""Target 6 (issue 5): peak RSS of synthesis against (program + inputs) + a fixed overhead.
+"""Target 6 (benchmarks/README.md): peak RSS of synthesis against (program + inputs) + a fixed
+overhead.
 
 Each size runs in a fresh process. The fixed runtime overhead is that process's peak RSS
 after importing JAX and weightsynth and running a tiny synthesis (n=8, L=4, same steps and

@@ -1,4 +1,5 @@
-"""Target 2 (issue 5): recall throughput, B queries through a program (n, L), end to end.
+"""Target 2 (benchmarks/README.md): recall throughput, B queries through a program (n, L),
+end to end.
 
 ``WeightProgram.recall`` integrates the program's state jointly with the queries (eq. 11),
 so W*(t) is exact and never formed. Flops per right-hand-side evaluation:

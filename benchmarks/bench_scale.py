@@ -1,4 +1,5 @@
-"""Target 4 (issue 5): scale, n=10,000 and L=1,000, 200 fixed steps, one fresh process per dtype.
+"""Target 4 (benchmarks/README.md): scale, n=10,000 and L=1,000, 200 fixed steps, one fresh
+process per dtype.
 
 The default solver is Euler: one right-hand-side evaluation per step, so 200 steps are
 200 evaluations (the efficiency is per evaluation, so the solver does not change it;

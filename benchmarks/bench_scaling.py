@@ -1,4 +1,5 @@
-"""Target 5 (issue 5): exponents of synthesis time against n and against L (log-log fit).
+"""Target 5 (benchmarks/README.md): exponents of synthesis time against n and against L
+(log-log fit).
 
 Times ``synthesize`` (float32, 30 fixed Tsit5 steps, warm JIT, min of repeats) over n at
 fixed L, and over L at fixed n, on sizes where GEMM is efficient; fits log t = p log x + c

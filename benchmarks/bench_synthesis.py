@@ -1,4 +1,4 @@
-"""Targets 1 (issue 5) and the issue-2 speed record: ``synthesize`` end to end.
+"""Target 1 (benchmarks/README.md) and the synthesis speed record: ``synthesize`` end to end.
 
 Times the whole public call (validation, the closed-loop solve, building the WeightProgram)
 at n=2048, L=256, 200 fixed steps, and prints one JSON record per dtype with

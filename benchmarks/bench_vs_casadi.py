@@ -1,4 +1,4 @@
-"""Target 3, optional extra (issue 5): against CasADi direct collocation with IPOPT.
+"""Target 3, optional extra (benchmarks/README.md): against CasADi direct collocation with IPOPT.
 
 The peer solves the paper's optimal-control problem (eq. 3) numerically, written the way a
 capable CasADi user would write it from the paper: Legendre collocation of degree d = 3 on
@@ -21,7 +21,7 @@ Scoring, for both solvers: the weight program each one delivers is scored by
 optimum J* = -sum_r g^-1(phi_r).theta_r. CasADi's program is W(t) interpolated through its d
 collocation values on each interval (degree d-1). The NLP objective itself is no measure of
 the discretization: with Gauss-Legendre points the quadrature is exact for the collocation
-polynomials, so method.md's completing-square identity holds exactly on the mesh, NLP
+polynomials, so the completing-square identity (derivation eq. 8) holds exactly on the mesh, NLP
 objective = J* + sum_k,j h B_j/(2 beta) ||W_kj - beta M_kj||^2, and its optimum is J* for
 every N. It is reported (``abs_err_J_casadi_nlp``) as IPOPT's convergence only. N is chosen
 so that the program's |J - J*| is within 1e-8 (it falls like h^6).

@@ -1,4 +1,4 @@
-"""Target 3 (issue 5): against the implementation a user would write from the paper.
+"""Target 3 (benchmarks/README.md): against the implementation a user would write from the paper.
 
 The peer: scipy ``solve_ivp`` (RK45) on the flattened nL state, forming W = beta Theta^T g(Z)
 (eq. 7) at every evaluation and applying it to every sample (4 n^2 L flops per evaluation).

@@ -1,6 +1,6 @@
 """Run every benchmark and print their JSON records (one per line) on stdout.
 
-    .venv/bin/python benchmarks/run_all.py            # full sizes (issue 5 targets), ~15-25 min
+    .venv/bin/python benchmarks/run_all.py            # full sizes (README targets), ~15-25 min
     .venv/bin/python benchmarks/run_all.py --quick    # small sizes, a smoke run (~2 min)
     .venv/bin/python benchmarks/run_all.py --only synthesis,recall
 

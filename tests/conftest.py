@@ -17,9 +17,32 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 from sweep_protocols import selftest  # noqa: E402
 
-from weightsynth.engine.config import register_protocol  # noqa: E402
+from weightsynth.core import activations as _activations  # noqa: E402
+from weightsynth.engine import config as _engine_config  # noqa: E402
 
-register_protocol("selftest", selftest)
+
+@pytest.fixture(scope="session", autouse=True)
+def _selftest_protocol():
+    """The engine's test protocol, registered for the session and removed afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_engine_config, "_REGISTRY", dict(_engine_config._REGISTRY))
+        _engine_config.register_protocol("selftest", selftest)
+        yield
+
+
+@pytest.fixture
+def protocol_registry(monkeypatch):
+    """A private copy of the sweep engine's protocol registry for one test: whatever the test
+    registers is gone when it ends."""
+    monkeypatch.setattr(_engine_config, "_REGISTRY", dict(_engine_config._REGISTRY))
+    return _engine_config._REGISTRY
+
+
+@pytest.fixture
+def activation_registry(monkeypatch):
+    """A private copy of the activation registry for one test (see protocol_registry)."""
+    monkeypatch.setattr(_activations, "_REGISTRY", dict(_activations._REGISTRY))
+    return _activations._REGISTRY
 
 
 @pytest.fixture

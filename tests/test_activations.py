@@ -79,8 +79,9 @@ def test_activation_and_gain_validation():
     assert ws.get_activation(a) is a and ws.get_activation(a, 3.0).gain == 3.0
 
 
-def test_register_a_custom_activation():
-    """The documented way to add g: register (g, g', g^-1, range) under a name."""
+def test_register_a_custom_activation(activation_registry):
+    """The documented way to add g: register (g, g', g^-1, range) under a name (in a private
+    copy of the registry, so no other test sees "softsign")."""
     ws.register_activation(
         "softsign", lambda z, k: k * z / (1 + jnp.abs(k * z)),
         lambda z, k: k / (1 + jnp.abs(k * z)) ** 2,
@@ -92,6 +93,7 @@ def test_register_a_custom_activation():
     fd = (_np(act.g(jnp.asarray(z + 1e-6))) - _np(act.g(jnp.asarray(z - 1e-6)))) / 2e-6
     np.testing.assert_allclose(_np(act.dg(jnp.asarray(z))), fd, rtol=1e-7, atol=1e-8)
     assert "softsign" in ws.available_activations() and act.range == (-1.0, 1.0)
+    assert "softsign" in activation_registry
     with pytest.raises(ValueError, match="inputs must lie strictly inside the softsign"):
         ws.synthesize(np.array([[1.0]]), np.array([[1.0]]), activation="softsign")
     with pytest.raises(ValueError, match="lower < upper"):

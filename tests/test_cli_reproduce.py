@@ -110,7 +110,6 @@ def test_failed_cells_exit_1_after_writing(tmp_path, monkeypatch):
     assert seen["engine"] is True and seen["workers"] == 1 and seen["scheduler"] is None
 
 
-@pytest.mark.slow
 def test_reproduce_through_the_engine_resumes_and_matches_in_process(tmp_path):
     args = ["reproduce", "--quick", "--loads", "0.05", "--seeds", "2", "--no-progress",
             "--methods", "optimal,outer_discrete,storkey,general-correlation"]

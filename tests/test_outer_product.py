@@ -1,4 +1,4 @@
-"""The outer-product (Hebb/Hopfield) rule W = scale sum_r theta_r theta_r^T (method.md s. 5)."""
+"""The outer-product (Hebb/Hopfield) rule W = scale sum_r theta_r theta_r^T (derivation eq. 12)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 r"""Programs: running N under W(t), W(t) between stored times, immutability, query checks.
 
-* A training input fed to N under W* reproduces that sample's trajectory in S (method.md
-  section 5: N is one block of S), in both coordinate systems.
+* A training input fed to N under W* reproduces that sample's trajectory in S (derivation
+  section 4, eq. 11: N is one block of S), in both coordinate systems.
 * The constant (outer-product) program runs N like the NumPy RK4 reference.
 """
 

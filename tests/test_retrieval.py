@@ -176,7 +176,6 @@ def test_ags_reference_gives_the_published_critical_point():
     assert abs(_ags_overlap(lo) - 0.967) < 0.005
 
 
-@pytest.mark.slow
 def test_hebbian_critical_load_near_0138():
     """Start the discrete Hebbian network at each stored pattern (n = 1000, 3 seeds).
 

@@ -42,12 +42,12 @@ def problem():
 ORDER_CASES = [
     pytest.param("euler", 64, id="euler"),
     pytest.param("heun", 16, id="heun"),
-    pytest.param("bosh3", 16, id="bosh3", marks=pytest.mark.slow),
+    pytest.param("bosh3", 16, id="bosh3"),
     pytest.param("tsit5", 32, id="tsit5"),
-    pytest.param("midpoint", 16, id="midpoint", marks=pytest.mark.slow),
-    pytest.param("ralston", 16, id="ralston", marks=pytest.mark.slow),
-    pytest.param("dopri5", 16, id="dopri5", marks=pytest.mark.slow),
-    pytest.param("dopri8", 2, id="dopri8", marks=pytest.mark.slow),
+    pytest.param("midpoint", 16, id="midpoint"),
+    pytest.param("ralston", 16, id="ralston"),
+    pytest.param("dopri5", 16, id="dopri5"),
+    pytest.param("dopri8", 2, id="dopri8"),
 ]
 # On this problem Dormand-Prince 5's 5th-order error term nearly cancels: it converges at
 # ~6.5 over every step range with errors above the floor, so only "at least 5" is checked.

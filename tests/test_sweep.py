@@ -79,11 +79,12 @@ def test_config_rejects_bad_input(data, match):
         parse_sweep_config(data)
 
 
-def test_protocol_by_import_path_and_registry():
+def test_protocol_by_import_path_and_registry(protocol_registry):
     cfg = parse_sweep_config({"protocol": "sweep_protocols:selftest",
                               "grid": {"x": [1]}})
     assert cfg.cells() == [{"x": 1}]
-    register_protocol("twice", lambda x: [{"y": 2 * x}])
+    register_protocol("twice", lambda x: [{"y": 2 * x}])   # undone by the fixture
+    assert "twice" in protocol_registry
     assert parse_sweep_config({"protocol": "twice", "grid": {"x": [1, 2]}}).cells()[1] == {"x": 2}
     with pytest.raises(ValueError, match="without ':'"):
         register_protocol("a:b", print)
@@ -222,7 +223,6 @@ def _die(x):
     os._exit(1)
 
 
-@pytest.mark.slow
 def test_cell_that_keeps_killing_workers_is_recorded_as_failed(cluster, tmp_path):
     cells = [{"x": 0}, {"x": 1}]
     s = run_sweep("tests.test_sweep:_die", cells, tmp_path, scheduler=cluster.address,
@@ -232,7 +232,6 @@ def test_cell_that_keeps_killing_workers_is_recorded_as_failed(cluster, tmp_path
     # (the cluster may be left with fewer workers: keep this the last test that uses it)
 
 
-@pytest.mark.slow
 def test_cli_default_local_cluster(tmp_path):
     cfg = _write(tmp_path, 'protocol = "selftest"\n[grid]\nx = [1, 2, 3, 4]\n')
     res = CliRunner().invoke(app, ["sweep", cfg, "--out", str(tmp_path / "o"), "--workers", "2"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 
 
@@ -15,8 +16,6 @@ def positional_deprecated(*old_names: str):
     """
 
     def wrap(fn):
-        import inspect
-
         n_required = sum(
             p.kind is p.POSITIONAL_OR_KEYWORD for p in inspect.signature(fn).parameters.values()
         )

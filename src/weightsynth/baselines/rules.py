@@ -5,7 +5,7 @@ Theta^T Theta. Its default scale is 1/n, Hopfield's normalization, under which a
 bipolar pattern xi is an eigenvector, W xi ~ xi, at low load. The optimal program starts at
 W*(t0) = beta Theta^T Phi (eq. 12): pass ``scale=beta`` to compare with it when Phi = Theta.
 
-Two higher-capacity baselines (docs/method.md section 9):
+Two higher-capacity baselines (capacities and references: docs/derivation.md section 8):
 
 * :func:`projection_rule`, W = Xi^T (Xi Xi^T)^+ Xi, the orthogonal projector onto the span of
   the patterns (Personnaz, Guyon & Dreyfus 1985; Kanter & Sompolinsky 1987): every stored

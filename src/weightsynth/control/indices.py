@@ -72,7 +72,7 @@ def paper_index(activation: str | Activation = "tanh", beta: float = 1.0) -> Ind
 
 
 def terminal_correlation(activation: str | Activation = "tanh") -> Index:
-    r"""Terminal output correlation phi = -sum_r g(z_r(t1)).theta_r (method.md section 7)."""
+    r"""Terminal output correlation phi = -sum_r g(z_r(t1)).theta_r (derivation eq. 19)."""
     return Index(Partial(_correlation_terminal, get_activation(activation)),
                  Partial(_zero_running), "correlation")
 

@@ -1,4 +1,4 @@
-r"""The general optimal-control problem of the formal system S (method.md section 7).
+r"""The general optimal-control problem of the formal system S (derivation section 7).
 
 One weight program W(t) (n x n) is shared by L copies of a state equation, samples as rows:
 
@@ -8,7 +8,7 @@ and W minimizes
 
     J[W] = phi(Z(t1), Theta) + int_{t0}^{t1} ( l(Z, W, t, Theta) + (1/(2 beta)) ||W||_F^2 ) dt.
 
-Its Hamiltonian (method.md section 7) is
+Its Hamiltonian (derivation eq. 15) is
 
     H = l(Z, W, t, Theta) + (1/(2 beta)) ||W||^2 + sum_r lambda_r . f(z_r, W, t).
 

@@ -1,4 +1,4 @@
-r"""Solvers for the general problem (method.md section 7): sweep and direct method.
+r"""Solvers for the general problem (derivation eqs. 13-18): sweep and direct method.
 
 Both represent W(t) by its values W_k at T uniform nodes, piecewise linear in between
 (:class:`~weightsynth.grid_program.GridProgram`), and integrate S with a fixed-step solver
@@ -232,7 +232,7 @@ def sweep_synthesize(problem: Problem, *, W0=None, nodes: int = 101, substeps: i
                      solver: str = "tsit5", max_iter: int = 200, ftol: float = 1e-13,
                      gtol: float = 1e-8, armijo: float = 1e-4, max_halvings: int = 30,
                      seed: int = 0, progress: bool = False) -> GeneralResult:
-    r"""Forward-backward sweep on the Pontryagin conditions (method.md section 7).
+    r"""Forward-backward sweep on the Pontryagin conditions (derivation eqs. 16-18).
 
     Each iteration: forward solve of S, backward solve of the costate, then
     W <- (1 - a) W + a W_new with W_new = W - beta dH/dW at every node (the closed form

@@ -8,10 +8,12 @@ comes back to the host, where :func:`raise_if_failed` turns a failure into a
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
 import diffrax
+import equinox._errors as _eqx_errors  # its EQX_ON_ERROR is read as a check is traced
 import jax.numpy as jnp
 import numpy as np
 
@@ -113,13 +115,35 @@ def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=N
     else:
         saveat = diffrax.SaveAt(ts=save_ts, fn=save_fn or _identity)
     meter = diffrax.TqdmProgressMeter() if cfg.progress else diffrax.NoProgressMeter()
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), solver, t0, t1, None, y0, args, saveat=saveat,
-        stepsize_controller=controller, max_steps=max_steps, throw=False,
-        progress_meter=meter,
-    )
+    with _checks_without_callbacks():
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(field), solver, t0, t1, None, y0, args, saveat=saveat,
+            stepsize_controller=controller, max_steps=max_steps, throw=False,
+            progress_meter=meter,
+        )
     ok = sol.result == diffrax.RESULTS.successful
     return sol.ys, ok, sol.stats["num_steps"]
+
+
+@contextlib.contextmanager
+def _checks_without_callbacks():
+    """While diffeqsolve is traced, let equinox's runtime checks return NaN, not call back.
+
+    diffrax checks traced save times with ``eqx.error_if``, which by default compiles to a
+    host callback; JAX never stores a program with host callbacks in its persistent
+    compilation cache, so every process would recompile every solve. Our callers validate
+    the times on the host first (``check_times``), so these checks cannot fire; were one to,
+    its NaN reaches :func:`raise_if_failed`, which raises. Only this tracing is affected.
+    """
+    old = getattr(_eqx_errors, "EQX_ON_ERROR", None)
+    if old is None:  # another equinox layout: leave its checks as they are
+        yield
+        return
+    _eqx_errors.EQX_ON_ERROR = "nan"
+    try:
+        yield
+    finally:
+        _eqx_errors.EQX_ON_ERROR = old
 
 
 def _identity(t, y, args):

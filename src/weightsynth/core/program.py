@@ -252,8 +252,8 @@ class WeightProgram(Program):
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the program's arrays."""
-        return sum(a.nbytes for a in (self.Z0, self.Theta, self.ts, self.X))
+        """Bytes held by the program's arrays (its scalars included, solver stats not)."""
+        return sum(getattr(self, k).nbytes for k in ("beta", "t0", "t1", "Z0", "Theta", "ts", "X"))
 
     def _to_states(self, t, X):
         if self.coords == "reduced":

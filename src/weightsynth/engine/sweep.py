@@ -32,6 +32,7 @@ from .._validation import check_int
 from .._version import __version__
 from .config import (
     Protocol,
+    canonical_json,
     cell_key,
     check_parameters,
     register_protocol,
@@ -215,8 +216,6 @@ class _Batcher:
                            if v is None or isinstance(v, bool | int | float | str)}
                 self.rows.extend({**scalars, **r, "cell_key": key} for r in out["records"])
             return True
-        from .config import canonical_json
-
         self.err_keys.append(key)
         self.errors.append({"cell_key": key, "protocol": self.protocol,
                             "params": canonical_json(params), "error_type": out["error_type"],

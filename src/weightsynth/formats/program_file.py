@@ -17,6 +17,7 @@ version, the checksum and the shapes, and raise :class:`ProgramFileError` otherw
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -73,8 +74,6 @@ def save_program_file(path, tensors: dict[str, np.ndarray], meta: dict[str, str]
 
 
 def _read_metadata(data: bytes) -> dict[str, str]:
-    import json
-
     if len(data) < 8:
         raise ProgramFileError("file is too short to be a safetensors file")
     n = int.from_bytes(data[:8], "little")

@@ -36,7 +36,7 @@ def _status(n_held: int, n_total: int) -> str:
 
 
 def claim_w0(weights: pd.DataFrame) -> dict:
-    """Claim 1: W*(t0) = beta sum_r theta_r phi_r^T (method.md section 5)."""
+    """Claim 1: W*(t0) = beta sum_r theta_r phi_r^T (derivation eq. 12)."""
     w = weights.dropna(subset=["w_t0_err"]) if len(weights) else weights
     row = dict(claim="W*(t0) = beta sum_r theta_r phi_r^T (outer-product relation at t0)")
     if not len(w):
@@ -152,8 +152,9 @@ def general_comparison(gen: pd.DataFrame) -> pd.DataFrame:
 
 
 def claim_general(comp: pd.DataFrame, gen: pd.DataFrame, split: str) -> dict:
-    """Issue 4: do programs under the general recall indices beat the outer-product,
-    projection and Storkey rules in error correction (bit accuracy at t1, paired by seed)?"""
+    """Claims 6-7 (docs/experiments.md): do programs under the general recall indices beat
+    the outer-product, projection and Storkey rules in error correction (bit accuracy at t1,
+    paired by seed)?"""
     where = "training samples" if split == "train" else "fresh corrupted samples"
     row = dict(claim=f"Programs synthesized under the general recall indices (terminal "
                      f"output correlation, terminal squared error) beat the outer-product, "

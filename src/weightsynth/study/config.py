@@ -1,10 +1,10 @@
 r"""Study parameters: a frozen :class:`StudyConfig`, its quick variant, and TOML loading.
 
-Defaults follow the paper's Section 3 setting as reconstructed in method.md sections 6 and 8:
+Defaults follow the paper's Section 3 setting as reconstructed in docs/experiments.md:
 autoassociation of random bipolar exemplars, n = 100 neurons, 5 noisy training samples per
 exemplar with 15% flipped bits at amplitude a = 0.5 (inside tanh's range), beta = 1/n = 0.01,
-t in [0, 6]. With these, the optimal program reproduces method.md section 6's measurement
-(bit accuracy 0.84 -> 0.92 at t = 0.5 -> 0.65 at t = 6 at load 0.14).
+t in [0, 6]. With these, the optimal program reproduces the measurement of docs/derivation.md
+section 6 (bit accuracy 0.84 -> 0.92 at t = 0.5 -> 0.65 at t = 6 at load 0.14).
 
 The *load* is exemplars per neuron, K / n (Hopfield's alpha); the training set holds
 L = K * samples_per_exemplar pairs (phi_r, theta_r) with theta_r the exemplar.
@@ -20,7 +20,7 @@ from pathlib import Path
 BASE_METHODS: tuple[str, ...] = (
     "optimal", "outer_continuous", "outer_discrete", "projection", "storkey", "dense",
 )
-#: Programs synthesized under the general recall indices (issue 4; protocol ``general``).
+#: Programs synthesized under the general recall indices (derivation eq. 19; protocol ``general``).
 GENERAL_METHODS: tuple[str, ...] = ("general-correlation", "general-squared_error")
 METHOD_NAMES: tuple[str, ...] = BASE_METHODS + GENERAL_METHODS
 #: Methods of protocol ``maps`` (issue 12; study/maps.py)

@@ -1,6 +1,6 @@
 r"""Data for the associative-memory study: exemplars, corrupted samples, the digits set.
 
-Autoassociation (method.md section 8): exemplars xi_k in {-1, +1}^n; a training sample is
+Autoassociation (docs/experiments.md, Setting): exemplars xi_k in {-1, +1}^n; a training sample is
 an exemplar with each bit flipped independently with probability ``noise``, scaled by the
 amplitude a < 1 so that it lies inside tanh's range: phi_r = a * (xi_k * flips), and its
 target is theta_r = xi_k. Fresh samples for generalization are drawn the same way from an

@@ -1,4 +1,4 @@
-r"""Study protocol for programs synthesized under the general indices (issue 4, item 4).
+r"""Study protocol for programs synthesized under the general indices (derivation eq. 19).
 
 :func:`general_study_cell` draws exactly the data of the experiments package's
 ``autoassoc`` protocol for the same (n, load, noise, seed, base_seed) (random bipolar

@@ -9,7 +9,7 @@ methods report their final state once (``times = [nan]``).
   the training pairs (phi_r, theta_r).
 * ``outer_continuous``: Hopfield's matrix of the training targets at the same scale beta,
   W_H = beta sum_r theta_r theta_r^T = beta Theta^T Theta, constant, in the same dynamics N.
-  This is the matrix that method.md section 5 places on the optimal trajectory
+  This is the matrix that derivation section 5 (eq. 12) places on the optimal trajectory
   (W*(t0) when phi = theta, W*(t1) when outputs reach their targets). Its gain on a stored
   pattern is about beta * L * n / K = beta * n * samples_per_exemplar, 5 at the defaults:
   above 1, so stored patterns are attractors of N (tanh needs gain > 1).

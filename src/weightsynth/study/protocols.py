@@ -1,14 +1,15 @@
 r"""Experiment protocols: each call runs ONE cell (one seed, one parameter setting) and
 returns tidy records, one dict per (method, split, t). No plotting here.
 
-* ``autoassoc``: random bipolar exemplars (method.md section 8). Measures (a) learning curves
-  over the training samples versus t, (b) performance versus load and corruption (the cell
-  grid), and (c) generalization to fresh corrupted samples (``split == "test"``).
+* ``autoassoc``: random bipolar exemplars (docs/experiments.md, Setting). Measures (a)
+  learning curves over the training samples versus t, (b) performance versus load and
+  corruption (the cell grid), and (c) generalization to fresh corrupted samples
+  (``split == "test"``).
 * ``digits``: (d) scikit-learn's 8x8 digits, one binarized exemplar per class; splits
   ``train``, ``test`` (fresh corrupted copies) and ``real`` (other handwritten digits of the
   class, binarized, as inputs).
-* ``weights``: (e) the weight program itself: max |W*(t0) - beta Theta^T Phi| (method.md
-  section 5) and ||W*(t) - W_H||_F / ||W_H||_F over t, W_H = beta Theta^T Theta.
+* ``weights``: (e) the weight program itself: max |W*(t0) - beta Theta^T Phi| (derivation
+  eq. 12) and ||W*(t) - W_H||_F / ||W_H||_F over t, W_H = beta Theta^T Theta.
 
 Because the optimal program's closed loop runs forward only (the costate is the constant
 -theta for every horizon), W* restricted to [t0, t] is the optimal program for horizon t;

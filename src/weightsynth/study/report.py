@@ -42,12 +42,12 @@ FIGURE_CAPTIONS = {
               "method's recall; accuracy versus t.",
     "weights": "(e) The weight program: W*(t) heatmaps, the Hopfield matrix W_H, and their "
                "relative distance over t.",
-    "maps_error": "Arbitrary maps (issue 12): test error on fresh inputs against the "
+    "maps_error": "Arbitrary maps: test error on fresh inputs against the "
                   "training-set size (digits, smooth teacher) and the load K/n (random "
                   "heteroassociation), mean and 95% band over seeds.",
     "maps_confusion": "Digits confusion matrices at the largest training set, summed over "
                       "seeds.",
-    "general": "General recall indices (issue 4): bit accuracy at t1 of the programs "
+    "general": "General recall indices: bit accuracy at t1 of the programs "
                "synthesized for the terminal output correlation and the terminal squared "
                "error, against the baselines on the same samples (mean and 95% interval).",
 }
@@ -92,8 +92,8 @@ def _general_section(details: dict) -> str:
         return ""
     worse = comp[comp.verdict == "worse"]
     better = comp[comp.verdict == "better"]
-    return f"""<h2>General recall indices (issue 4)</h2>
-<p>Programs W(t) synthesized by the forward-backward sweep (method.md section 7) for the
+    return f"""<h2>General recall indices</h2>
+<p>Programs W(t) synthesized by the forward-backward sweep (docs/derivation.md section 7) for the
 terminal output correlation -sum_r g(z_r(t1)).theta_r and the terminal squared output error
 sum_r ||g(z_r(t1)) - theta_r||^2, each with the weight penalty (1/(2 beta)) int ||W||^2 dt,
 starting from W*. They run in the same network N and are scored on sign(z(t1)) against the

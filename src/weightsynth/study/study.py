@@ -18,15 +18,23 @@ import io
 import os
 import platform
 import time
+import warnings
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
+from .._version import __version__
+from ..engine.config import cell_key
+from ..engine.results import CorruptFileWarning
+from ..engine.sweep import load_errors, load_results, local_cluster, run_sweep
 from ..formats.program_file import atomic_write_bytes
+from . import plots
 from .claims import decide_claims
 from .config import BASE_METHODS, StudyConfig
 from .protocols import digits_examples, weight_snapshots
+from .report import build_report
 from .runner import expand_grid, run_cells
 
 SORT_KEYS = ["protocol", "method", "split", "n", "load", "noise", "beta", "t1", "seed", "t"]
@@ -69,14 +77,6 @@ def run_engine(config: StudyConfig, out, *, scheduler: str | None = None,
     table of the cells of this grid (a dataset may hold others from earlier runs), the
     failed cells (protocol, params, error_type, message, traceback) and the summaries.
     """
-    import warnings
-    from contextlib import nullcontext
-
-    from .._version import __version__
-    from ..engine.config import cell_key
-    from ..engine.results import CorruptFileWarning
-    from ..engine.sweep import load_errors, load_results, local_cluster, run_sweep
-
     grids = expand_grid(config)
     root = Path(out) / "sweep"
     manifest = {"study": {k: v for k, v in asdict(config).items()}}
@@ -103,8 +103,6 @@ def run_engine(config: StudyConfig, out, *, scheduler: str | None = None,
 
 def make_figures(df: pd.DataFrame, config: StudyConfig) -> dict[str, dict[str, bytes]]:
     """All figures as {name: {"png": bytes, "svg": bytes}}."""
-    from . import plots
-
     c = config
     beta, t1, n = min(c.beta), min(c.t1), min(c.n)
     pad = max(max(1, round(ld * n)) for ld in c.loads)
@@ -160,8 +158,6 @@ def run_study(config: StudyConfig, out, progress: bool = True, *, engine: bool =
     Failed cells (engine only) are listed in the report and returned as ``errors``; the
     table, figures and report are built from the cells that finished.
     """
-    from .report import build_report
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
