@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from weightsynth.study import default_config, with_overrides
+from weightsynth.study.claims import claim_maps as claim_rows
 from weightsynth.study.maps import _Linear, maps_cell
-from weightsynth.study.maps_report import claim_rows, confusion_figure, error_figure, section_html
+from weightsynth.study.maps_report import confusion_figure, error_figure, section_html
 from weightsynth.study.runner import expand_grid
 
 NOJAX = ("hebbian", "pinv", "ridge", "knn")
