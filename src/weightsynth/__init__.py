@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "performance_index": ".core.cost",
     "SolverConfig": ".core.ode",
     # errors
+    "AccuracyWarning": ".errors",
     "PrecisionWarning": ".errors",
     "ProgramFileError": ".errors",
     "SolveError": ".errors",
@@ -131,5 +132,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing runs at import
     from .core.ode import SolverConfig
     from .core.program import ConstantProgram, Program, WeightProgram, load_program
     from .core.synthesis import synthesize
-    from .errors import PrecisionWarning, ProgramFileError, SolveError
+    from .errors import AccuracyWarning, PrecisionWarning, ProgramFileError, SolveError
     from .estimators import SynthesisClassifier, SynthesisRegressor

@@ -26,6 +26,7 @@ from ..control.problem import Problem
 from ..control.solvers import direct_synthesize, sweep_synthesize
 from ..core.cost import evaluate_index
 from ..core.synthesis import synthesize
+from .config import validate_cell
 from .data import cell_rng, n_exemplars, noisy_samples, random_exemplars
 from .methods import Task, pad_rows, training_pairs
 from .protocols import evaluate_methods
@@ -119,3 +120,6 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
         rows += _solve_rows(name, solve, train, test, ts, dict(base, solver=solver),
                             float(beta), float(t1), start, nodes, max_iter, pad)
     return rows
+
+
+general_study_cell.validate = validate_cell  # the sweep engine's dry run (see study.config)
