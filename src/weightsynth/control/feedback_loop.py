@@ -42,7 +42,8 @@ class Options:
 
 def _objective(P, args):
     data, spec, R, sqw, scale = args
-    return fk.cost(fk.to_coef(P, R, sqw), data, spec) / scale, None
+    C = fk.to_coef(P, R, sqw).astype(data.Z0.dtype)
+    return (fk.cost(C, data, spec) / scale).astype(P.dtype), None
 
 
 @eqx.filter_jit
@@ -68,8 +69,8 @@ def _chunk(lbfgs, y, state, args, limit, stop_res, ftol, max_rej, *, size: int):
     dyn0, static = eqx.partition(state, eqx.is_array)
 
     def body(c):
-        acc, y, st, hist, nrej, code, evals = c
-        st = eqx.combine(st, static)
+        acc, y, st_dyn, hist, nrej, code, evals = c
+        st = eqx.combine(st_dyn, static)
         f_old = args[-1] * st.f_info.f
         y2, st2, _ = lbfgs.step(_objective, y, args, {}, st, frozenset())
         accepted = st2.num_accepted_steps > st.num_accepted_steps
@@ -84,8 +85,11 @@ def _chunk(lbfgs, y, state, args, limit, stop_res, ftol, max_rej, *, size: int):
             good & (g <= stop_res), 1, jnp.where(
                 good & (jnp.abs(f - f_old) <= ftol * jnp.abs(f)), 4,
                 jnp.where(nrej > max_rej, 3, 0))))
-        y = jnp.where(code == 2, y, y2)  # a non-finite accepted point ends the run
-        st2 = eqx.filter(st2, eqx.is_array)
+        y = jnp.where(code == 2, y, y2).astype(y.dtype)  # non-finite accepted: the run ends
+        # optimistix computes some of its state in float64 under x64 (Python-float step
+        # sizes): keep the carry's dtypes, so float32 problems stay float32
+        st2 = jax.tree_util.tree_map(lambda new, old: new.astype(old.dtype),
+                                     eqx.filter(st2, eqx.is_array), st_dyn)
         return acc + good, y, st2, hist, nrej, code, evals
 
     c0 = (jnp.asarray(0), y, dyn0, hist, jnp.asarray(0), jnp.asarray(0), jnp.asarray(0))
@@ -99,7 +103,9 @@ def _restart(lbfgs, C, R_old, data, spec, sqw, precondition, chunk, scale):
     R = fk.metric_factor(C, data, spec, RIDGE) if precondition else None
     if R is not None and not bool(jnp.all(jnp.isfinite(R))):
         R = R_old
-    y = fk.to_var(C, R, sqw)
+    # L-BFGS works in float64 whenever x64 is on (optimistix 0.1.0 mixes float64 into a
+    # float32 state there); S itself runs in the problem's dtype (see _objective)
+    y = fk.to_var(C, R, sqw).astype(jnp.float64 if jax.config.jax_enable_x64 else C.dtype)
     args = (data, spec, R, sqw, scale)
     state = _init(lbfgs, y, args)
     _, y, state, _, _ = _chunk(lbfgs, y, state, args, jnp.asarray(1), jnp.asarray(-1.0),
@@ -137,8 +143,8 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
             reason = f"iteration cap reached (max_iter = {opt.max_iter}) before convergence"
             break
         if opt.precondition and since >= opt.refresh:
-            R, y, state = _restart(lbfgs, fk.to_coef(y, R, sqw), R, data, spec, sqw, True,
-                                   opt.chunk, scale)
+            C = fk.to_coef(y, R, sqw).astype(dt)
+            R, y, state = _restart(lbfgs, C, R, data, spec, sqw, True, opt.chunk, scale)
             since, evals = 0, evals + 1
         limit = min(opt.max_iter - it, opt.refresh - since if opt.precondition else opt.max_iter)
         acc, y, state, hist, code = _chunk(
@@ -166,4 +172,4 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
         elif code == 3:
             reason = f"line search failed: {opt.max_rejections} rejected trial steps in a row"
             break
-    return fk.to_coef(y, R, sqw), rows, converged, reason, it, res
+    return fk.to_coef(y, R, sqw).astype(dt), rows, converged, reason, it, res
