@@ -186,3 +186,14 @@ def test_divergent_problem_returns_last_good_program():
     assert not res.converged
     assert np.isfinite(res.J)
     assert np.isfinite(np.asarray(res.program.C)).all()
+
+
+def test_float32_problem_stays_float32_and_matches_float64(data, solved):
+    phi, theta = data
+    p32 = ws.Problem(phi.astype(np.float32), theta.astype(np.float32), "correlation",
+                     beta=BETA, t1=T1, dtype=np.float32)
+    res = feedback_synthesize(p32, nodes=NODES, rtol=1e-4)
+    assert res.converged, res.reason
+    assert res.program.C.dtype == np.float32
+    J64 = solved["correlation"][1].J
+    assert abs(res.J - J64) <= 1e-4 * abs(J64)
