@@ -104,8 +104,10 @@ def estimate_memory(problem: Problem, nodes: int = 26, substeps: int = 1,
     stages = len(fk.TABLEAUS[solver][0]) if solver in fk.TABLEAUS else 4
     # node states kept by the scan (and its tangent), one interval's stages rematerialized
     per_state = L * n + 2 * L * L
-    return item * (4 * T * L * n + 3 * substeps * (stages + 2) * per_state
-                   + T * L * n * (2 * history_length + 12) + 2 * T * L * L)
+    # the L-BFGS vectors are float64 whenever x64 is on (see feedback_loop._restart)
+    opt_item = 8 if jax.config.jax_enable_x64 else item
+    return (item * (4 * T * L * n + 3 * substeps * (stages + 2) * per_state + 2 * T * L * L)
+            + opt_item * T * L * n * (2 * history_length + 12))
 
 
 def _check_memory(need: int, limit) -> None:
