@@ -155,14 +155,17 @@ def _stored_solve(X0, Z0, Theta, beta, t0, t1, act, coords, cfg, n_save, dt):
     finite = np.isfinite(X.reshape(X.shape[0], -1)).all(axis=1)
     raise_if_failed(True, finite, ts, "synthesis (closed-loop solve of S)")
     if not bool(ok):
-        # the last accepted step may already lie past a blow-up: report the one before it
-        last = float(ts[-2] if len(ts) > 1 else ts[-1])
-        size = float(np.abs(X[-1]).max())
+        # near a blow-up the last steps may lie past the exact singularity (by the
+        # solve's error): report the last time the state was still moderate, 1e3 x its
+        # start, as the time up to which it was fine
+        size = np.abs(X.reshape(X.shape[0], -1)).max(axis=1)
+        fine = np.flatnonzero(size <= 1e3 * max(1.0, float(size[0]), float(np.abs(Z0).max())))
+        last = float(ts[fine[-1]] if fine.size else ts[0])
         raise SolveError(
-            f"synthesis (closed-loop solve of S) stopped after t={last:.6g}, before "
-            f"t1={t1:g}: the step size collapsed (the state had grown to {size:.3g}: a "
-            f"blow-up?) or max_steps={cfg.max_steps} was reached; try fixed steps, looser "
-            "tolerances or a smaller beta", time=last)
+            f"synthesis (closed-loop solve of S) stopped at t={float(ts[-1]):.6g}, before "
+            f"t1={t1:g}: the step size collapsed or max_steps={cfg.max_steps} was reached; "
+            f"the state was moderate up to t={last:.6g} and grew to {size[-1]:.3g} (a "
+            "blow-up?); try fixed steps, looser tolerances or a smaller beta", time=last)
     return ts, X, int(nsteps), dense
 
 
