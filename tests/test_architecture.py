@@ -32,7 +32,7 @@ PKG = ROOT / "src" / "weightsynth"
 #: top-level entry of the package -> layer
 LAYER_OF = {
     "_version": "support", "errors": "support", "_validation": "support",
-    "_cache": "support", "_deprecation": "support",
+    "_cache": "support", "_deprecation": "support", "_interrupt": "support",
     "formats": "formats", "core": "core", "control": "control", "baselines": "baselines",
     "engine": "engine", "study": "study", "cli": "cli", "__init__": "face",
 }
