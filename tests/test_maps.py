@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from weightsynth.study import default_config, with_overrides
+from weightsynth.study.claims import claim_maps as claim_rows
 from weightsynth.study.maps import _Linear, maps_cell
-from weightsynth.study.maps_report import claim_rows, confusion_figure, error_figure, section_html
+from weightsynth.study.maps_report import confusion_figure, error_figure, section_html
 from weightsynth.study.runner import expand_grid
 
 NOJAX = ("hebbian", "pinv", "ridge", "knn")
@@ -50,6 +51,12 @@ def test_cell_rows(task, kw):
         assert np.isclose(1 - np.trace(C) / C.sum(), df.error.iloc[0])
     if task == "hetero":   # 1-NN on 10%-noisy copies of 2 random pairs recalls every bit
         assert df.set_index("method").error["knn"] == 0.0
+
+
+def test_digits_runs_classifiers_only():
+    rows = maps_cell(task="digits", size=30, seed=0, tune=False,
+                     methods=("general-squared_error", "hebbian"))
+    assert [r["method"] for r in rows] == ["hebbian"]
 
 
 def _table(diff_by_seed, rival="hebbian"):

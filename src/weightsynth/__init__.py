@@ -55,6 +55,8 @@ _EXPORTS: dict[str, str] = {
     "direct_synthesize": ".control.solvers",
     "sweep_synthesize": ".control.solvers",
     "GridProgram": ".control.grid_program",
+    "feedback_synthesize": ".control.feedback",
+    "FeedbackProgram": ".control.feedback_program",
     # baselines
     "outer_product_rule": ".baselines.rules",
     "projection_rule": ".baselines.rules",
@@ -102,6 +104,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing runs at import
     from .baselines import rules as rules
     from .baselines.retrieval import dense_memory_recall, discrete_recall, is_stable
     from .baselines.rules import outer_product_rule, projection_rule, storkey_rule
+    from .control.feedback import feedback_synthesize
+    from .control.feedback_program import FeedbackProgram
     from .control.grid_program import GridProgram
     from .control.indices import (
         Index,

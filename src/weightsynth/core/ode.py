@@ -20,6 +20,22 @@ import numpy as np
 from .._validation import check_int
 from ..errors import SolveError
 
+
+class RK4(diffrax.AbstractERK):
+    """The classical fourth-order Runge-Kutta method (fixed steps only: no error estimate)."""
+
+    tableau = diffrax.ButcherTableau(
+        c=np.array([0.5, 0.5, 1.0]),
+        b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+        b_error=np.zeros(4),
+        a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
+    )
+    interpolation_cls = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+
+    def order(self, terms):
+        return 4
+
+
 #: name -> (diffrax solver class, classical order)
 SOLVERS: dict[str, tuple[type, int]] = {
     "euler": (diffrax.Euler, 1),
@@ -27,6 +43,7 @@ SOLVERS: dict[str, tuple[type, int]] = {
     "midpoint": (diffrax.Midpoint, 2),
     "ralston": (diffrax.Ralston, 2),
     "bosh3": (diffrax.Bosh3, 3),
+    "rk4": (RK4, 4),
     "tsit5": (diffrax.Tsit5, 5),
     "dopri5": (diffrax.Dopri5, 5),
     "dopri8": (diffrax.Dopri8, 8),

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .stats import paired_difference
+from . import maps_report
+from .stats import paired_difference, summarize
 
 HELD, NOT_HELD, SOME, UNMEASURED = ("held", "not held", "held only for some parameters",
                                     "not measured")
@@ -196,6 +197,49 @@ def claim_general(comp: pd.DataFrame, gen: pd.DataFrame, split: str) -> dict:
                 parameters="; ".join(params) + f" (n = {_values(c, 'n')})")
 
 
+MAPS_CLAIMS = (
+    ("classical", "The synthesized network models an arbitrary map: lower test error than "
+                  "the classical associators (Hebbian, pseudo-inverse) on fresh inputs"),
+    ("sklearn", "The synthesized network is as good as the scikit-learn models (ridge, "
+                "logistic regression, k-nearest neighbours, MLP) on fresh inputs"),
+)
+
+
+def claim_maps(df: pd.DataFrame) -> tuple[list[dict], dict]:
+    """Issue 12, protocol maps: test error of ``synth`` minus each rival's, paired by seed,
+    per (task, n, load, noise, L). Classical claim: held where better than both associators;
+    scikit-learn claim: held where significantly worse than none of the models."""
+    mr = maps_report
+    m = mr.maps_rows(df)
+    if m.empty:
+        return [], {}
+    details = {"maps_summary": summarize(m, [*mr.KEYS, "method"], "error")}
+    if "synth" not in set(m.method):
+        return [], details
+    seeds = int(m.groupby([*mr.KEYS, "method"], dropna=False).seed.nunique().min())
+    note = f"; {seeds} seeds per setting (95% t-intervals)" + (
+        f"; fewer than {MIN_SEEDS} seeds: indicative only" if seeds < MIN_SEEDS else "")
+    rows = []
+    for name, claim in MAPS_CLAIMS:
+        c = mr.comparisons(m, mr.CLASSICAL if name == "classical" else mr.SKLEARN)
+        details[f"maps_{name}"] = c
+        if c.empty:
+            continue
+        per = c.groupby(mr.KEYS, dropna=False).verdict.agg(list).reset_index()
+        if name == "classical":
+            ok = per.verdict.apply(lambda v: all(x == "better" for x in v))
+        else:
+            ok = per.verdict.apply(lambda v: all(x != "worse" for x in v))
+        ev = "; ".join(
+            f"synth - {r}: better in {int((g.verdict == 'better').sum())}/{len(g)}, worse "
+            f"in {int((g.verdict == 'worse').sum())}" for r, g in c.groupby("rival"))
+        params = [f"held: {mr.where(per[ok])}" if ok.any() else "",
+                  f"not held: {mr.where(per[~ok])}" if (~ok).any() else ""]
+        rows.append(dict(claim=claim, status=_status(int(ok.sum()), len(per)),
+                         evidence=ev + note, parameters="; ".join(p for p in params if p)))
+    return rows, details
+
+
 def decide_claims(df: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
     """The claims table and the per-setting details behind it. ``config`` is the
     :class:`StudyConfig` (or just its claim_times)."""
@@ -214,8 +258,6 @@ def decide_claims(df: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
     rows = [claim_w0(weights), c2, c3, c4, claim_index(auto)]
     if len(gen):
         rows += [claim_general(comp, gen, "train"), claim_general(comp, gen, "test")]
-    from .maps_report import claim_rows  # issue 12: protocol maps
-
-    maps_claims, maps_details = claim_rows(df)
+    maps_claims, maps_details = claim_maps(df)  # issue 12: protocol maps
     return pd.DataFrame(rows + maps_claims), {"hopfield": hop, "train": d3, "test": d4,
                                               "general": comp, **maps_details}

@@ -27,6 +27,8 @@ METHOD_NAMES: tuple[str, ...] = BASE_METHODS + GENERAL_METHODS
 MAPS_METHODS: tuple[str, ...] = ("synth", "general-squared_error", "hebbian", "pinv",
                                  "ridge", "logistic", "knn", "mlp")
 MAPS_TASKS: tuple[str, ...] = ("hetero", "digits", "smooth")
+#: hyperparameter values each tuned method of protocol maps may try on its validation split
+MAPS_BUDGET = 4
 
 
 @dataclass(frozen=True)

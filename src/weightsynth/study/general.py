@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..control.feedback import feedback_synthesize
 from ..control.problem import Problem
 from ..control.solvers import direct_synthesize, sweep_synthesize
 from ..core.cost import evaluate_index
@@ -88,8 +89,8 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
     ``pad_K``: solve as if there were that many exemplars (exact zero padding, see
     :func:`_solve_rows`), so cells of different loads share compiled solvers.
     """
-    if solver not in ("sweep", "direct"):
-        raise ValueError(f"solver must be 'sweep' or 'direct', got {solver!r}")
+    if solver not in ("sweep", "direct", "feedback"):
+        raise ValueError(f"solver must be 'sweep', 'direct' or 'feedback', got {solver!r}")
     bad = [i for i in indices if i not in INDEX_NAMES]
     if bad:
         raise ValueError(f"unknown index {bad[0]!r}; known: {', '.join(INDEX_NAMES)}")
@@ -110,7 +111,8 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
         rows += evaluate_methods(task, {"train": train, "test": test}, ts, tuple(baselines),
                                  base, index=False,
                                  batch=pK * (samples_per_exemplar + test_samples_per_exemplar))
-    solve = sweep_synthesize if solver == "sweep" else direct_synthesize
+    solve = {"sweep": sweep_synthesize, "direct": direct_synthesize,
+             "feedback": feedback_synthesize}[solver]
     start = synthesize(*training_pairs(Task(ex, train.inputs, train.targets, float(beta),
                                             float(t1), pad_L=pad)),
                        beta=float(beta), t1=float(t1))

@@ -25,12 +25,16 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 
 import numpy as np
 
+from ..estimators import SynthesisClassifier, SynthesisRegressor
+from .config import MAPS_BUDGET
 from .data import cell_rng
 
-BUDGET = 4
+BUDGET = MAPS_BUDGET
+
 #: method -> list of parameter dicts (each list has BUDGET entries, or 1: no tuning)
 GRIDS = {
     "synth": [dict(beta_mul=0.5, t1=1.0), dict(beta_mul=2.0, t1=1.0),
@@ -74,8 +78,6 @@ def _auto_beta(L: int, n_state: int, scale: float = 0.5) -> float:
 def _make(method: str, kind: str, p: dict, d: int, m: int, L: int, seed: int, quick: bool):
     """A fresh model for ``kind`` in {'class', 'reg'} with parameters ``p``."""
     from sklearn import linear_model, neighbors, neural_network
-
-    from ..estimators import SynthesisClassifier, SynthesisRegressor
 
     if method == "synth":
         m_code = 2 ** math.ceil(math.log2(m + 1)) if kind == "class" else m
@@ -143,8 +145,6 @@ UNTUNED = 1
 def _tuned(method, kind, Xtr, ytr, k, seed, quick, score, tune=True):
     """Pick the grid value with the least validation error, refit on all training data
     (``tune=False``: the grid's entry UNTUNED, no validation fits)."""
-    import warnings
-
     from sklearn.exceptions import ConvergenceWarning
 
     grid = GRIDS[method]
@@ -233,7 +233,8 @@ def maps_cell(*, task: str, seed: int, base_seed: int = 0, size: int = 0,
         te, pool = perm[:497], perm[497:]
         tr = pool[:size]
         base = _base("digits", 64, size, seed, tune=tune)
-        return _rows("digits", methods or CLASSIFY, "class", X[tr], y[tr], X[te], y[te],
+        meths = [m for m in (methods or CLASSIFY) if m in CLASSIFY]
+        return _rows("digits", meths, "class", X[tr], y[tr], X[te], y[te],
                      10, seed, quick, lambda p, t: _error("class", p, t), base,
                      confusion=with_confusion)
     if task == "smooth":

@@ -1,4 +1,5 @@
-r"""Protocol ``maps`` (issue 12) in the report: summaries, claims rows, figures, a section.
+r"""Protocol ``maps`` (issue 12) in the report: comparisons, figures, a section (the
+claims rows are decided in :func:`weightsynth.study.claims.claim_maps`).
 
 Every comparison is paired by seed (same training and test data) and decided by the 95%
 Student-t interval of the mean difference in test error (lower is better): ``better``
@@ -13,6 +14,8 @@ import json
 import numpy as np
 import pandas as pd
 
+from .config import MAPS_BUDGET
+from .plots import LABELS
 from .stats import paired_difference, summarize
 
 CLASSICAL = ("hebbian", "pinv")
@@ -43,7 +46,7 @@ def comparisons(m: pd.DataFrame, rivals) -> pd.DataFrame:
     return res
 
 
-def _where(rows: pd.DataFrame) -> str:
+def where(rows: pd.DataFrame) -> str:
     parts = []
     for task, g in rows.groupby("task"):
         if task == "hetero":
@@ -54,47 +57,7 @@ def _where(rows: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def claim_rows(df: pd.DataFrame) -> tuple[list[dict], dict]:
-    """The two claims-table rows of issue 12 and the comparisons behind them."""
-    from .claims import MIN_SEEDS, _status
-
-    m = maps_rows(df)
-    if m.empty:
-        return [], {}
-    if "synth" not in set(m.method):
-        return [], {"maps_summary": summarize(m, [*KEYS, "method"], "error")}
-    seeds = int(m.groupby(KEYS + ["method"], dropna=False).seed.nunique().min())
-    note = f"; {seeds} seeds per setting (95% t-intervals)" + (
-        f"; fewer than {MIN_SEEDS} seeds: indicative only" if seeds < MIN_SEEDS else "")
-    rows, details = [], {"maps_summary": summarize(m, [*KEYS, "method"], "error")}
-    for name, rivals, claim in (
-            ("classical", CLASSICAL, "The synthesized network models an arbitrary map: lower "
-             "test error than the classical associators (Hebbian, pseudo-inverse) on fresh "
-             "inputs"),
-            ("sklearn", SKLEARN, "The synthesized network is as good as the scikit-learn "
-             "models (ridge, logistic regression, k-nearest neighbours, MLP) on fresh "
-             "inputs")):
-        c = comparisons(m, rivals)
-        details[f"maps_{name}"] = c
-        if c.empty:
-            continue
-        per = c.groupby(KEYS, dropna=False).verdict.agg(list).reset_index()
-        ok = per.verdict.apply(lambda v: all(x == "better" for x in v)) if name == "classical" \
-            else per.verdict.apply(lambda v: all(x != "worse" for x in v))
-        ev = "; ".join(
-            f"synth - {r}: better in {int((g.verdict == 'better').sum())}/{len(g)}, worse "
-            f"in {int((g.verdict == 'worse').sum())}" for r, g in c.groupby("rival"))
-        params = "; ".join(p for p in (f"held: {_where(per[ok])}" if ok.any() else "",
-                                       f"not held: {_where(per[~ok])}" if (~ok).any() else "")
-                           if p)
-        rows.append(dict(claim=claim, status=_status(int(ok.sum()), len(per)),
-                         evidence=ev + note, parameters=params))
-    return rows, details
-
-
 def _curves(ax, d: pd.DataFrame, x: str):
-    from .plots import LABELS
-
     for meth in [k for k in COLORS if k in set(d.method)]:
         r = summarize(d[d.method == meth], [x], "error")
         ax.plot(r[x], r["mean"], marker=".", color=COLORS[meth], label=LABELS.get(meth, meth))
@@ -118,11 +81,14 @@ def error_figure(df: pd.DataFrame):
             ax.set(xlabel="K/n (pairs per neuron), n = 100", title=f"hetero, noise {nz:g}")
         else:
             _curves(ax, d, "L")
+            sizes = sorted(int(v) for v in d.L.unique())
             ax.set(xscale="log", xlabel="training-set size L", title=task)
+            ax.set_xticks(sizes, [str(v) for v in sizes])
+            ax.minorticks_off()
             if task == "smooth":
                 ax.set_yscale("log")
+            ax.legend(fontsize=7)
         ax.set_ylabel(ERROR_NAME[task])
-    axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -162,15 +128,13 @@ def section_html(details: dict) -> str:
         "</details>" for k, t in (("maps_classical", "synth - classical associators"),
                                   ("maps_sklearn", "synth - scikit-learn models"))
         if k in details and not details[k].empty)
-    from .maps import BUDGET
-
     return f"""<h2>Arbitrary maps (issue 12)</h2>
 <p>The paper's stated aim is to model a map from samples. Protocol <code>maps</code> fits
 the synthesized network (<code>weightsynth.SynthesisClassifier</code> /
 <code>SynthesisRegressor</code>, closed-form program) to (a) random heteroassociation,
 (b) the 8x8 digits and (c) a smooth teacher y = tanh(A x + b), against the Hebbian and
 pseudo-inverse linear associators and scikit-learn models. Every tuned method (ours: beta
-and t1) picks one of {BUDGET} hyperparameter values on a validation quarter of the
+and t1) picks one of {MAPS_BUDGET} hyperparameter values on a validation quarter of the
 training set, then refits; the classical associators have none. Test error on fresh
 inputs; figures <code>maps_error</code> and <code>maps_confusion</code>.</p>
 <details><summary>Test error per setting and method (mean, 95% interval)</summary>{body}

@@ -30,7 +30,7 @@ from ..engine.config import cell_key
 from ..engine.results import CorruptFileWarning
 from ..engine.sweep import load_errors, load_results, local_cluster, run_sweep
 from ..formats.program_file import atomic_write_bytes
-from . import plots
+from . import maps_report, plots
 from .claims import decide_claims
 from .config import BASE_METHODS, StudyConfig
 from .protocols import digits_examples, weight_snapshots
@@ -128,8 +128,6 @@ def make_figures(df: pd.DataFrame, config: StudyConfig) -> dict[str, dict[str, b
     if (df.protocol == "general").any():
         figs["general"] = plots.general_figure(df)
     if (df.protocol == "maps").any():
-        from . import maps_report
-
         figs["maps_error"] = maps_report.error_figure(df)
         figs["maps_confusion"] = maps_report.confusion_figure(df)
     return {name: plots.render(fig) for name, fig in figs.items()}

@@ -38,7 +38,7 @@ samples are the rows of X and y:
    transform.
 
 Training and query batches are padded with neutral rows (input g(0), target 0) up to a
-bucket size (:func:`weightsynth._estimator_data.bucket`, <= 12.5% more rows), so fits of
+bucket size (:func:`weightsynth.estimators._data.bucket`, <= 12.5% more rows), so fits of
 similar sizes share one compiled solver. Such a pair adds nothing to W* (its theta is 0),
 so the padding is exact. Fitted estimators are saved without pickle: :meth:`save` writes
 the program's safetensors file and a JSON file of the parameters and fitted transforms.
@@ -56,7 +56,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._estimator_data import (
+from ..control.problem import Problem
+from ..control.solvers import sweep_synthesize
+from ..core.activations import get_activation
+from ..core.program import load_program
+from ..core.synthesis import synthesize
+from ..formats.program_file import atomic_write_bytes
+from ._data import (
     ColumnScaler,
     bucket,
     check_code,
@@ -65,10 +71,6 @@ from ._estimator_data import (
     pad_columns,
     pad_rows,
 )
-from .core.activations import get_activation
-from .core.program import load_program
-from .core.synthesis import synthesize
-from .formats.program_file import atomic_write_bytes
 
 FORMAT = "weightsynth-estimator"
 FORMAT_VERSION = 1
@@ -80,9 +82,6 @@ def _general_program(phi, theta, index, beta, t1, activation, *, dtype, steps, s
                      nodes, max_iter, seed):
     """The program of a general index: the general solver, started from the closed-form
     W* of the paper's index. The one place the estimators call the general solver."""
-    from .control.problem import Problem
-    from .control.solvers import sweep_synthesize
-
     start = synthesize(phi, theta, beta=beta, t1=t1, activation=activation, steps=steps,
                        solver=solver, dtype=dtype)
     problem = Problem(phi, theta, index, beta=beta, t1=t1, activation=activation,
@@ -257,7 +256,7 @@ class SynthesisClassifier(ClassifierMixin, _SynthesisBase):
                "See the module docstring for the transforms, codes and padding.\n\n"
                "Parameters\n----------" + _COMMON_DOC + """    output_code: 'auto',
         'hadamard', 'random' or a (n_classes, m) array of +-1
-        One code word per class (see :func:`weightsynth._estimator_data.output_code`).
+        One code word per class (see :func:`weightsynth.estimators._data.output_code`).
 """)
 
     def __init__(self, beta="auto", t1=1.0, index="paper", activation="tanh",

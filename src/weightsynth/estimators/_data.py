@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import hadamard
 
-from .core.activations import Activation
+from ..core.activations import Activation
 
 #: New inputs are clipped to this fraction of g's half-range around its midpoint.
 CLIP = 0.999
