@@ -41,7 +41,7 @@ from weightsynth.control.feedback import _spec_data, estimate_memory  # noqa: E4
 def memory_data(n, L, seed=0, dtype=np.float64):
     """L/5 exemplars x 5 noisy samples: inputs 0.5 x sample, targets the exemplar."""
     rng = np.random.default_rng(seed)
-    ex = np.sign(rng.standard_normal((max(L // 5, 1), n)))
+    ex = np.sign(rng.standard_normal((-(-L // 5), n)))
     theta = np.repeat(ex, 5, axis=0)[:L]
     flip = np.where(rng.random((L, n)) < 0.1, -1.0, 1.0)
     return (0.5 * theta * flip).astype(dtype), theta.astype(dtype)
