@@ -46,11 +46,11 @@ BETA = 1.0 / 256
 @pytest.fixture(scope="module")
 def big():
     """One 256 x 256 problem (the blocked Gram path, reduced coordinates) and its W*(t) from
-    the plain-NumPy RK4 reference, shared by every J = J* check below. RK4 at 16 and 32
-    steps: the Richardson estimate of its error is ~1e-8 of |W| here."""
+    the plain-NumPy RK4 reference, shared by every J = J* check below. RK4 at 24 and 48
+    steps: the Richardson estimate of its error is ~4e-9 of |W| here."""
     phi, theta = _problem(np.random.default_rng(12345), 256, 256)
-    fractions = (0.0, 3 / 16, 0.5, 13 / 16, 1.0)   # 3/16, 13/16: between stored times
-    ts, W, err = ref.optimal_weights_at(phi, theta, BETA, 0.0, 1.0, fractions, steps=16)
+    fractions = (0.0, 5 / 24, 0.5, 19 / 24, 1.0)   # 5/24, 19/24: between stored times
+    ts, W, err = ref.optimal_weights_at(phi, theta, BETA, 0.0, 1.0, fractions, steps=24)
     return phi, theta, ts, W, err
 
 
@@ -83,9 +83,9 @@ def test_fixed_step_gives_optimum_float64(big):
     prog = ws.synthesize(phi, theta, beta=BETA, t1=1.0, steps=40)
     res = ws.evaluate_index(prog, phi, theta, steps=40)
     assert res.J == pytest.approx(res.J_star, rel=1e-8)
-    # Tsit5, h = 1/40: global error O(h^5) ~ 1e-8 per unit of the field's scale
-    # (measured 5e-10 of |W|)
-    _check_weights(prog, big, rel=1e-8)
+    # Tsit5, h = 1/40: global error O(h^5) = 1e-8 per unit of the field's rate, which is
+    # O(10) here; measured 5e-10 of |W|
+    _check_weights(prog, big, rel=1e-7)
 
 
 @pytest.mark.parametrize(("steps", "w_rel"), [

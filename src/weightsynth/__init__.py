@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "performance_index": ".core.cost",
     "SolverConfig": ".core.ode",
     # errors
+    "AccuracyWarning": ".errors",
     "PrecisionWarning": ".errors",
     "ProgramFileError": ".errors",
     "SolveError": ".errors",
@@ -54,6 +55,8 @@ _EXPORTS: dict[str, str] = {
     "direct_synthesize": ".control.solvers",
     "sweep_synthesize": ".control.solvers",
     "GridProgram": ".control.grid_program",
+    "feedback_synthesize": ".control.feedback",
+    "FeedbackProgram": ".control.feedback_program",
     # baselines
     "outer_product_rule": ".baselines.rules",
     "projection_rule": ".baselines.rules",
@@ -101,6 +104,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing runs at import
     from .baselines import rules as rules
     from .baselines.retrieval import dense_memory_recall, discrete_recall, is_stable
     from .baselines.rules import outer_product_rule, projection_rule, storkey_rule
+    from .control.feedback import feedback_synthesize
+    from .control.feedback_program import FeedbackProgram
     from .control.grid_program import GridProgram
     from .control.indices import (
         Index,
@@ -127,5 +132,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing runs at import
     from .core.ode import SolverConfig
     from .core.program import ConstantProgram, Program, WeightProgram, load_program
     from .core.synthesis import synthesize
-    from .errors import PrecisionWarning, ProgramFileError, SolveError
+    from .errors import AccuracyWarning, PrecisionWarning, ProgramFileError, SolveError
     from .estimators import SynthesisClassifier, SynthesisRegressor

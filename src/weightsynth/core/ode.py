@@ -20,6 +20,22 @@ import numpy as np
 from .._validation import check_int
 from ..errors import SolveError
 
+
+class RK4(diffrax.AbstractERK):
+    """The classical fourth-order Runge-Kutta method (fixed steps only: no error estimate)."""
+
+    tableau = diffrax.ButcherTableau(
+        c=np.array([0.5, 0.5, 1.0]),
+        b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+        b_error=np.zeros(4),
+        a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
+    )
+    interpolation_cls = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+
+    def order(self, terms):
+        return 4
+
+
 #: name -> (diffrax solver class, classical order)
 SOLVERS: dict[str, tuple[type, int]] = {
     "euler": (diffrax.Euler, 1),
@@ -27,6 +43,7 @@ SOLVERS: dict[str, tuple[type, int]] = {
     "midpoint": (diffrax.Midpoint, 2),
     "ralston": (diffrax.Ralston, 2),
     "bosh3": (diffrax.Bosh3, 3),
+    "rk4": (RK4, 4),
     "tsit5": (diffrax.Tsit5, 5),
     "dopri5": (diffrax.Dopri5, 5),
     "dopri8": (diffrax.Dopri8, 8),
@@ -93,18 +110,20 @@ def uniform_grid(t0: float, t1: float, steps: int) -> np.ndarray:
 
 
 def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=None,
-          save_fn=None, saveat=None):
+          save_fn=None, saveat=None, max_steps=None, solution=False):
     """Integrate dy/dt = field(t, y, args) from t0 to t1 (traceable; call inside jit).
 
     Fixed-step mode steps exactly through ``step_ts`` (a grid from :func:`uniform_grid`).
     Saves at ``save_ts`` if given, else at t0 and after every step; a ``diffrax.SaveAt``
-    given as ``saveat`` overrides both. Returns ``(ys, ok, num_steps)`` where ``ok`` is
-    False if the solver failed.
+    given as ``saveat`` overrides both. ``max_steps`` overrides the adaptive solver's
+    ``cfg.max_steps`` (a diffrax buffer that saves every step has that many rows). Returns
+    ``(ys, ok, num_steps)`` where ``ok`` is False if the solver failed, and with
+    ``solution=True`` also diffrax's ``Solution`` (for its dense output).
     """
     solver = SOLVERS[cfg.solver][0]()
     if cfg.adaptive:
         controller = diffrax.PIDController(rtol=cfg.rtol, atol=cfg.atol)
-        max_steps = cfg.max_steps
+        max_steps = cfg.max_steps if max_steps is None else max_steps
     else:
         controller = diffrax.StepTo(ts=step_ts)
         max_steps = cfg.steps
@@ -122,6 +141,8 @@ def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=N
             progress_meter=meter,
         )
     ok = sol.result == diffrax.RESULTS.successful
+    if solution:
+        return sol.ys, ok, sol.stats["num_steps"], sol
     return sol.ys, ok, sol.stats["num_steps"]
 
 

@@ -30,6 +30,21 @@ def _ranges(df: pd.DataFrame, cols) -> str:
     return ", ".join(f"{c} in {_values(df, c)}" for c in cols if c in df and len(df))
 
 
+def _differences(g: pd.DataFrame) -> str:
+    """Per-setting paired differences (columns mean, lo, hi, verdict) in words: a range
+    with counts over several settings, the value and its interval for a single one."""
+    if len(g) == 1:
+        r = g.iloc[0]
+        word = {"better": "significantly better", "worse": "significantly worse"}.get(
+            r.verdict, "not significant")
+        spread = ("the same for every seed" if r.lo == r.hi else
+                  f"95% interval {r.lo:+.3f} to {r.hi:+.3f}")
+        return f"{r['mean']:+.3f} ({spread}) in the one setting: {word}"
+    nb, nw = int((g.verdict == "better").sum()), int((g.verdict == "worse").sum())
+    return (f"from {g['mean'].min():+.3f} to {g['mean'].max():+.3f} over {len(g)} settings; "
+            f"significantly better in {nb}, worse in {nw}")
+
+
 def _status(n_held: int, n_total: int) -> str:
     if n_total == 0:
         return UNMEASURED
@@ -96,10 +111,8 @@ def claim_better(auto: pd.DataFrame, split: str, claim_times, name: str,
     diff["verdict"] = np.where(diff.lo > 0, "better", np.where(diff.hi < 0, "worse", "n.s."))
     better, worse = diff[diff.verdict == "better"], diff[diff.verdict == "worse"]
     seeds = int(diff["count"].min())
-    ev = (f"optimal - {rival} bit accuracy ({split}): mean difference from "
-          f"{diff['mean'].min():+.3f} to {diff['mean'].max():+.3f}; significantly better in "
-          f"{len(better)}/{len(diff)} settings, worse in {len(worse)}, "
-          f"{seeds} seeds per setting (95% t-intervals)")
+    ev = (f"optimal - {rival} bit accuracy ({split}), mean difference "
+          f"{_differences(diff)}; {seeds} seeds per setting (95% t-intervals)")
     if seeds < MIN_SEEDS:
         ev += f"; fewer than {MIN_SEEDS} seeds: indicative only"
     params = "; ".join(p for p in (
@@ -165,9 +178,7 @@ def claim_general(comp: pd.DataFrame, gen: pd.DataFrame, split: str) -> dict:
         return dict(row, status=UNMEASURED, evidence="", parameters="")
     parts, params = [], []
     for (m, rival), g in c.groupby(["method", "rival"], sort=True):
-        nb, nw = int((g.verdict == "better").sum()), int((g.verdict == "worse").sum())
-        parts.append(f"{m.removeprefix('general-')} - {rival}: {g['mean'].min():+.3f} to "
-                     f"{g['mean'].max():+.3f} (better in {nb}/{len(g)}, worse in {nw})")
+        parts.append(f"{m.removeprefix('general-')} - {rival}: {_differences(g)}")
         for verdict in ("better", "worse"):
             sel = g[g.verdict == verdict]
             if len(sel):

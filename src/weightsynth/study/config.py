@@ -211,3 +211,34 @@ def load_config(path, quick: bool = False) -> StudyConfig:
     if set(data) == {"study"} and isinstance(data["study"], dict):
         data = data["study"]
     return with_overrides(default_config(quick), data)
+
+
+#: checks of single cell parameters, shared by the study's protocols: name -> (kind, lo,
+#: hi, lo_open), as in :func:`_validate`
+_CELL_CHECKS = {
+    "n": (int, 4, None, False), "load": (float, 0.0, None, True),
+    "noise": (float, 0.0, 0.5, False), "beta": (float, 0.0, None, True),
+    "t1": (float, 0.0, None, True), "seed": (int, 0, None, False),
+    "base_seed": (int, 0, None, False), "samples_per_exemplar": (int, 1, None, False),
+    "test_samples_per_exemplar": (int, 1, None, False), "n_times": (int, 2, None, False),
+    "amplitude": (float, 0.0, 1.0, True), "nodes": (int, 2, None, False),
+    "max_iter": (int, 0, None, False),
+}
+
+
+def validate_cell(**params) -> None:
+    """Check one cell's parameter values without running it (the protocols' dry run).
+
+    The sweep engine calls this (as ``protocol.validate``) on every cell before anything
+    runs, so ``beta = -1`` stops the sweep with one message instead of failing each cell.
+    """
+    for name, value in params.items():
+        if name in _CELL_CHECKS:
+            kind, lo, hi, lo_open = _CELL_CHECKS[name]
+            _check_scalar(name, value, kind, lo, hi, lo_open)
+    if params.get("amplitude", 0.0) >= 1.0:
+        raise ValueError(f"amplitude must be < 1 (inside tanh's range), got "
+                         f"{params['amplitude']!r}")
+    for m in params.get("methods", ()):
+        if m not in METHOD_NAMES:
+            raise ValueError(f"unknown method {m!r}; known: {', '.join(METHOD_NAMES)}")
