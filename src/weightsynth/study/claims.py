@@ -217,7 +217,7 @@ def claim_maps(df: pd.DataFrame) -> tuple[list[dict], dict]:
     if "synth" not in set(m.method):
         return [], details
     seeds = int(m.groupby([*mr.KEYS, "method"], dropna=False).seed.nunique().min())
-    note = f"; {seeds} seeds per setting (95% t-intervals)" + (
+    note = f"; {seeds} seed(s) per setting (95% t-intervals; none with 1 seed)" + (
         f"; fewer than {MIN_SEEDS} seeds: indicative only" if seeds < MIN_SEEDS else "")
     rows = []
     for name, claim in MAPS_CLAIMS:
@@ -235,7 +235,8 @@ def claim_maps(df: pd.DataFrame) -> tuple[list[dict], dict]:
             f"in {int((g.verdict == 'worse').sum())}" for r, g in c.groupby("rival"))
         params = [f"held: {mr.where(per[ok])}" if ok.any() else "",
                   f"not held: {mr.where(per[~ok])}" if (~ok).any() else ""]
-        rows.append(dict(claim=claim, status=_status(int(ok.sum()), len(per)),
+        status = _status(int(ok.sum()), len(per)) if seeds >= 2 else UNMEASURED
+        rows.append(dict(claim=claim, status=status,
                          evidence=ev + note, parameters="; ".join(p for p in params if p)))
     return rows, details
 
