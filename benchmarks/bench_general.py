@@ -1,16 +1,28 @@
-"""Benchmark of the general solvers: seconds per iteration and iterations to converge.
+"""Benchmark of the general solvers (issue 11): the six targets, the feedback solver beside
+today's sweep and direct solvers from the same run.
 
-Index: terminal output correlation (+ weight penalty), tanh, beta = 0.5, t1 = 1, random
-bipolar targets, inputs 0.5 * targets with 10% flipped signs, W0 = 0, W on 21 nodes, tsit5
-with one fixed step per node interval, float64. Each (solver, n, L) runs up to its
-iteration cap; when the cap is hit, "converged" is false and "iterations" is the cap (a
-lower bound). Stopping: residual <= 1e-4 only (ftol = 0). JIT is warmed up by a first
-1-iteration run. Prints JSON.
+Data: tanh, samples as rows. Targets 1 and 3: 10 (resp. L/5) bipolar exemplars x 5 noisy
+samples (10% flipped signs), inputs 0.5 x samples, targets the clean exemplars. Targets 2, 4,
+5, 6: random bipolar targets, inputs 0.5 x targets with 10% flipped signs. float64 unless
+stated. "feedback" is ``ws.feedback_synthesize`` (26 nodes, RK4, rtol 1e-6); "sweep" and
+"direct" are today's solvers (21 nodes, tsit5) run with an iteration cap (given in each
+record) because they would take too long: their "converged" is then false and their time
+per iteration is the figure to compare. "first_call" includes compilation, "warm" is a
+second call on new data of the same shapes (no recompilation). Each target is one record
+(or a list) of JSON; all go to benchmarks/results/general.json (or --out).
 
-    .venv/bin/python benchmarks/bench_general.py [--quick]
+The machine may be shared: figures are as measured, under whatever load there was; compare
+ratios within one run.
+
+    .venv/bin/python benchmarks/bench_general.py [--targets 1,2,3,4,5,6] [--quick]
 """
 
+from __future__ import annotations
+
+import argparse
 import json
+import os
+import resource
 import sys
 import time
 
@@ -18,42 +30,236 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import weightsynth as ws  # noqa: E402
+from weightsynth.control import feedback_kernel as fk  # noqa: E402
+from weightsynth.control.feedback import _spec_data, estimate_memory  # noqa: E402
 
-CASES = [(64, 64, 200), (256, 256, 10)]  # n, L, iteration cap
+
+def memory_data(n, L, seed=0, dtype=np.float64):
+    """L/5 exemplars x 5 noisy samples: inputs 0.5 x sample, targets the exemplar."""
+    rng = np.random.default_rng(seed)
+    ex = np.sign(rng.standard_normal((max(L // 5, 1), n)))
+    theta = np.repeat(ex, 5, axis=0)[:L]
+    flip = np.where(rng.random((L, n)) < 0.1, -1.0, 1.0)
+    return (0.5 * theta * flip).astype(dtype), theta.astype(dtype)
 
 
-def _problem(n, L, seed=0):
+def random_data(n, L, seed=0):
     rng = np.random.default_rng(seed)
     theta = np.where(rng.random((L, n)) < 0.5, -1.0, 1.0)
     flips = np.where(rng.random((L, n)) < 0.1, -1.0, 1.0)
-    return ws.Problem(0.5 * theta * flips, theta, "correlation", beta=0.5, t1=1.0)
+    return 0.5 * theta * flips, theta
 
 
-def run(cases):
+def _record(res, secs, **kw):
+    return dict(kw, converged=bool(res.converged), reason=res.reason,
+                iterations=int(res.iterations), J=float(res.J), residual=float(res.residual),
+                seconds=round(secs, 3),
+                seconds_per_iteration=round(secs / max(res.iterations, 1), 4))
+
+
+def _timed(fn, *a, **kw):
+    t = time.perf_counter()
+    out = fn(*a, **kw)
+    return out, time.perf_counter() - t
+
+
+def _today(problem, cap, **kw):
+    """Today's sweep and direct, capped at ``cap`` iterations, warm (compiled first)."""
     out = []
-    for n, L, cap in cases:
-        p = _problem(n, L)
-        for name, solve in (("sweep", ws.sweep_synthesize), ("direct", ws.direct_synthesize)):
-            solve(p, nodes=21, max_iter=1)  # compile
-            t = time.perf_counter()
-            res = solve(p, nodes=21, max_iter=cap, ftol=0.0, gtol=1e-4)
-            secs = time.perf_counter() - t
-            it = max(res.iterations, 1)
-            out.append(dict(solver=name, n=n, L=L, nodes=21, iteration_cap=cap,
-                            iterations=res.iterations, converged=res.converged,
-                            reason=res.reason, seconds_total=round(secs, 3),
-                            seconds_per_iteration=round(secs / it, 4),
-                            evals_per_iteration=round(int(res.history["evals"].iloc[-1]) / it,
-                                                      2),
-                            J=res.J, residual=res.residual,
-                            device=str(jax.devices()[0].platform)))
-            print(json.dumps(out[-1]), file=sys.stderr)
+    for name, solve in (("sweep", ws.sweep_synthesize), ("direct", ws.direct_synthesize)):
+        _, first = _timed(solve, problem, nodes=21, max_iter=1, **kw)
+        res, secs = _timed(solve, problem, nodes=21, max_iter=cap, ftol=0.0, gtol=1e-8, **kw)
+        out.append(_record(res, secs, solver=name, iteration_cap=cap,
+                           first_call_1_iteration=round(first, 2)))
     return out
 
 
+def target1(quick):
+    n, L = (32, 10) if quick else (100, 50)
+    rows = []
+    for kind in ("squared_error", "correlation"):
+        for t1 in (1.0, 6.0):
+            for start in ("zero", "closed_form"):
+                phi, theta = memory_data(n, L, seed=0)
+                p = ws.Problem(phi, theta, kind, beta=0.01, t1=t1)
+                r1, first = _timed(ws.feedback_synthesize, p, W0=start)
+                phi2, theta2 = memory_data(n, L, seed=1)  # new data, same shapes
+                p2 = ws.Problem(phi2, theta2, kind, beta=0.01, t1=t1)
+                r2, warm = _timed(ws.feedback_synthesize, p2, W0=start)
+                rows.append(_record(r2, warm, target=1, solver="feedback", n=n, L=L,
+                                    index=kind, t1=t1, start=start,
+                                    first_call_seconds=round(first, 2),
+                                    first_call_converged=bool(r1.converged),
+                                    first_call_J=float(r1.J), first_call_data_seed=0,
+                                    data_seed=1))
+                print(json.dumps(rows[-1]), file=sys.stderr)
+    phi, theta = memory_data(n, L, seed=0)
+    p = ws.Problem(phi, theta, "squared_error", beta=0.01, t1=1.0)
+    W_star = ws.synthesize(phi, theta, beta=0.01, t1=1.0)
+    for rec in _today(p, 5 if quick else 10, W0=W_star):
+        rows.append(dict(rec, target=1, n=n, L=L, index="squared_error", t1=1.0, start="W*",
+                         data_seed=0))  # compare with the feedback's first_call_J
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def target2(quick):
+    n = L = 32 if quick else 256
+    rows = []
+    for kind in ("correlation", "squared_error"):
+        phi, theta = random_data(n, L)
+        p = ws.Problem(phi, theta, kind, beta=0.5, t1=1.0)
+        r, secs = _timed(ws.feedback_synthesize, p)
+        rows.append(_record(r, secs, target=2, solver="feedback", n=n, L=L, index=kind,
+                            note="first call, including compilation"))
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    phi, theta = random_data(n, L)
+    p = ws.Problem(phi, theta, "correlation", beta=0.5, t1=1.0)
+    for rec in _today(p, 3):
+        rows.append(dict(rec, target=2, n=n, L=L, index="correlation"))
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def target3(quick):
+    n, L = (256, 32) if quick else (2048, 128)
+    rows, J = [], {}
+    for dt in (np.float64, np.float32):
+        phi, theta = memory_data(n, L, dtype=dt)
+        p = ws.Problem(phi, theta, "correlation", beta=0.01, t1=1.0, dtype=dt)
+        est = estimate_memory(p)
+        r, secs = _timed(ws.feedback_synthesize, p, W0="closed_form",
+                         rtol=1e-6 if dt == np.float64 else 1e-4)
+        J[dt] = r.J
+        rows.append(_record(r, secs, target=3, solver="feedback", n=n, L=L,
+                            dtype=np.dtype(dt).name, estimate_bytes=est,
+                            peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                            * 1024))
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    rows[-1]["J_rel_diff_float32_vs_float64"] = abs(J[np.float32] - J[np.float64]) / abs(
+        J[np.float64])
+    T = 21
+    rows.append(dict(target=3, solver="sweep/direct", n=n, L=L, run=False,
+                     note=f"not run: a GridProgram alone is T n^2 = {T * n * n * 8 / 2**30:.2f} "
+                          "GiB per copy at T = 21 (float64), and each evaluation forms W "
+                          "(2 n^2 L flops per step)"))
+    return rows
+
+
+def target4(quick):
+    rows = []
+    for n, L in ((16, 10),) if quick else ((16, 10), (64, 32)):
+        rng = np.random.default_rng(0)
+        theta = np.sign(rng.standard_normal((L, n)))
+        phi = theta * rng.uniform(0.2, 0.8, (L, n))
+        J_star = -float(np.sum(np.arctanh(phi) * theta))
+        p = ws.Problem(phi, theta, "paper", beta=0.5, t1=1.0)
+        r, secs = _timed(ws.feedback_synthesize, p, W0="zero", max_iter=800)  # continuation
+        rows.append(_record(r, secs, target=4, solver="feedback", n=n, L=L,
+                            J_star=J_star, rel_err=abs(r.J - J_star) / abs(J_star)))
+        print(json.dumps(rows[-1]), file=sys.stderr)
+        for rec in _today(p, 100 if n == 16 else 20):
+            rows.append(dict(rec, target=4, n=n, L=L, J_star=J_star,
+                             rel_err=abs(rec["J"] - J_star) / abs(J_star)))
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def _gemm_rate(n, L, reps=20):
+    """Flop/s of the kernel's own GEMM shapes, (L x n)(n x L) and (L x L)(L x n)."""
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((L, n)))
+    f = jax.jit(lambda a: (a @ a.T) @ a)
+    f(a).block_until_ready()
+    t = time.perf_counter()
+    for _ in range(reps):
+        f(a).block_until_ready()
+    return reps * 4 * n * L * L / (time.perf_counter() - t)
+
+
+def target5(quick):
+    n = L = 64 if quick else 256
+    phi, theta = random_data(n, L)
+    p = ws.Problem(phi, theta, "correlation", beta=0.5, t1=1.0)
+    spec, data = _spec_data(p, 26, 1, "rk4")
+    import equinox as eqx
+
+    vg = eqx.filter_jit(jax.value_and_grad(fk.cost))
+    C = jnp.zeros((26, L, n))
+    vg(C, data, spec)[0].block_until_ready()
+    reps, t = 5, time.perf_counter()
+    for _ in range(reps):
+        vg(C, data, spec)[0].block_until_ready()
+    secs = (time.perf_counter() - t) / reps
+    rate = _gemm_rate(n, L)
+    stages, steps = 4, 25
+    fwd = stages * steps * 4 * n * L * L  # K = G G^T and K C per stage
+    flops = 3 * fwd  # forward + reverse (two GEMMs per GEMM); rematerialization not counted
+    rec = dict(target=5, solver="feedback", n=n, L=L, nodes=26, flops_per_pass=flops,
+               gemm_rate_flops=rate, seconds_per_pass=secs,
+               efficiency=flops / rate / secs)
+    print(json.dumps(rec), file=sys.stderr)
+    # today's direct: one value_and_grad through diffrax with W formed (n x n per step)
+    from weightsynth.control.solvers import _cost, _make_grid
+
+    grid = _make_grid(p, 21, 1, "tsit5")
+    st = jnp.asarray(grid.steps)
+    g = jax.jit(jax.value_and_grad(lambda W: _cost(p, W, st, grid.cfg)))
+    W = jnp.zeros((21, n, n))
+    g(W)[0].block_until_ready()
+    t = time.perf_counter()
+    for _ in range(reps):
+        g(W)[0].block_until_ready()
+    today = (time.perf_counter() - t) / reps
+    return [rec, dict(target=5, solver="direct (today)", n=n, L=L, nodes=21,
+                      seconds_per_pass=today, ratio_today_over_feedback=today / secs)]
+
+
+def target6(quick):
+    n, L = (8, 4) if quick else (16, 8)
+    phi, theta = random_data(n, L)
+    p = ws.Problem(phi, theta, "correlation", beta=0.5, t1=1.0)
+    Ts = (6, 11, 21) if quick else (6, 11, 21, 41)
+    ref = ws.feedback_synthesize(p, nodes=4 * Ts[-1] - 3, rtol=1e-10)
+    rows = []
+    for T in Ts:
+        r = ws.feedback_synthesize(p, nodes=T, rtol=1e-10)
+        rows.append(dict(target=6, solver="feedback", n=n, L=L, nodes=T, J=r.J,
+                         J_ref=ref.J, ref_nodes=4 * Ts[-1] - 3, err=abs(r.J - ref.J)))
+    for a, b in zip(rows, rows[1:], strict=False):
+        h_ratio = (a["nodes"] - 1) / (b["nodes"] - 1)
+        b["observed_order"] = float(np.log(a["err"] / b["err"]) / np.log(1 / h_ratio))
+    for r in rows:
+        print(json.dumps(r), file=sys.stderr)
+    return rows
+
+
+TARGETS = {1: target1, 2: target2, 3: target3, 4: target4, 5: target5, 6: target6}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--targets", default="1,2,3,4,5,6")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    out = {"load_average_start": os.getloadavg(), "cpu_count": os.cpu_count(),
+           "device": jax.devices()[0].platform, "quick": a.quick}
+    for k in (int(x) for x in a.targets.split(",")):
+        t = time.perf_counter()
+        out[f"target{k}"] = TARGETS[k](a.quick)
+        out[f"target{k}_wall_seconds"] = round(time.perf_counter() - t, 1)
+    out["load_average_end"] = os.getloadavg()
+    text = json.dumps(out, indent=1, default=float)
+    print(text)
+    path = a.out or os.path.join(os.path.dirname(__file__), "results",
+                                 f"general{'_quick' if a.quick else ''}.json")
+    with open(path, "w") as fh:
+        fh.write(text + "\n")
+
+
 if __name__ == "__main__":
-    cases = [(16, 16, 50)] if "--quick" in sys.argv else CASES
-    print(json.dumps(run(cases), indent=1))
+    main()

@@ -181,3 +181,55 @@ def assert_weights_match(weights, phi, theta, beta, t0, t1, name="tanh", gain=1.
     diff = float(np.abs(W - W_ref).max())
     assert diff <= rel * scale + 2 * err, (diff, rel * scale, err, ts)
     return diff
+
+
+# ---- general indices (issue 11) ----------------------------------------------------------
+def terminal_cost(kind: str, Z1, theta, g):
+    """phi(Z(t1)): ``"correlation"`` -sum_r g(z_r).theta_r, ``"squared_error"``
+    sum_r ||g(z_r) - theta_r||^2, ``"paper"`` -sum_r z_r.theta_r."""
+    if kind == "correlation":
+        return -float(np.sum(g(Z1) * theta))
+    if kind == "squared_error":
+        return float(np.sum((g(Z1) - theta) ** 2))
+    if kind == "paper":
+        return -float(np.sum(Z1 * theta))
+    raise KeyError(kind)
+
+
+def rescore_feedback(C, Z0, theta, beta, t0, t1, substeps, kind, name="tanh"):
+    r"""J of the program W(t) = C(t)^T g(Z(t)), C piecewise linear on uniform nodes (T, L, n),
+    by classical RK4 with ``substeps`` steps per node interval.
+
+    The n x n matrix W(t) is formed explicitly at every stage, and every sample runs through
+    the network dz_r/dt = -z_r + W g(z_r) under it; the running cost (the paper's
+    -sum z.theta + (beta/2)||Theta^T g(Z)||^2 if ``kind == "paper"``, else 0) and the
+    weight penalty ||W||^2/(2 beta) are state components. Returns (J, node states).
+    """
+    g, _ = activation(name)
+    T = C.shape[0]
+    H = (t1 - t0) / (T - 1)
+
+    def coef(t):
+        u = min(max((t - t0) / H, 0.0), T - 1.0)
+        k = min(int(np.floor(u)), T - 2)
+        s = u - k
+        return C[k] + s * (C[k + 1] - C[k])
+
+    def f(t, y):
+        Z, _ = y
+        W = coef(t).T @ g(Z)  # n x n
+        run = np.sum(W**2) / (2 * beta)
+        if kind == "paper":
+            M = theta.T @ g(Z)
+            run += -np.sum(Z * theta) + 0.5 * beta * np.sum(M**2)
+        return (_network(Z, W, g), np.asarray(run))
+
+    _, ys = rk4(f, (Z0, 0.0), t0, t1, (T - 1) * substeps)
+    Zs = np.stack([y[0] for y in ys])[::substeps]
+    return terminal_cost(kind, ys[-1][0], theta, g) + float(ys[-1][1]), Zs
+
+
+def feedback_weights(C, Zs, t0, t1, name="tanh"):
+    """W(t_k) = C_k^T g(Z(t_k)) at the nodes, (T, n, n)."""
+    g, _ = activation(name)
+    return np.stack([C[k].T @ g(Zs[k]) for k in range(C.shape[0])])

@@ -62,7 +62,7 @@ def test_solver_config_is_accepted_where_a_solver_is():
     cfg = ws.SolverConfig(solver="heun", steps=40)
     prog = ws.synthesize(phi, theta, beta=0.5, t1=0.5, solver=cfg)
     assert prog.solver.solver == "heun" and prog.solver.steps == 40
-    assert len(prog.ts) == 41
+    assert prog.stored_times == 41  # t0 and every step (ts is padded to 257 rows)
     fine = ws.evaluate_index(prog, phi, theta, solver=ws.SolverConfig(solver="dopri8"))
     # Heun with 40 steps of 1/80: the index of the program is J* to the scheme's accuracy
     assert abs(fine.J - fine.J_star) < 1e-4 * abs(fine.J_star)

@@ -35,6 +35,7 @@ LAYER_OF = {
     "_cache": "support", "_deprecation": "support",
     "formats": "formats", "core": "core", "control": "control", "baselines": "baselines",
     "engine": "engine", "study": "study", "cli": "cli", "__init__": "face",
+    "estimators": "estimators",
 }
 #: layer -> the other layers it may import (its own is always allowed)
 ALLOWED = {
@@ -44,9 +45,12 @@ ALLOWED = {
     "control": {"support", "formats", "core"},
     "baselines": {"support", "core"},
     "engine": {"support", "formats"},
-    "study": {"support", "formats", "core", "control", "baselines", "engine"},
-    "cli": {"support", "formats", "core", "control", "baselines", "engine", "study", "face"},
-    "face": {"support", "formats", "core", "control", "baselines", "engine", "study"},
+    "estimators": {"support", "formats", "core", "control"},
+    "study": {"support", "formats", "core", "control", "baselines", "engine", "estimators"},
+    "cli": {"support", "formats", "core", "control", "baselines", "engine", "study", "face",
+            "estimators"},
+    "face": {"support", "formats", "core", "control", "baselines", "engine", "study",
+             "estimators"},
 }
 #: third-party packages a function may import where it uses them (heavy or optional)
 LAZY_OK = {"jax", "dask", "distributed", "rich", "tqdm", "sklearn", "matplotlib", "scipy",

@@ -55,9 +55,11 @@ def test_bad_config_and_unwritable_out(tmp_path):
 
 def test_tiny_quick_reproduce_end_to_end(tmp_path):
     out = tmp_path / "run"
+    cfg = tmp_path / "study.toml"
+    cfg.write_text("maps_tasks = []\n")   # protocol maps: tests/test_maps.py
     args = ["reproduce", "--quick", "--out", str(out), "--loads", "0.05", "--seeds", "2",
             "--methods", "optimal,outer_continuous,outer_discrete", "--no-progress",
-            "--workers", "0"]   # in-process: the engine path is tested below
+            "--workers", "0", "--config", str(cfg)]   # in-process: engine path tested below
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     names = {p.name for p in out.iterdir()}

@@ -91,3 +91,59 @@ def test_report_lists_failed_cells_and_general_section():
              bit_accuracy=0.9) for m in ("general-correlation", "storkey")
         for sp in ("train", "test") for ld in (0.1, 0.2) for s in range(3)]))
     assert plots.render(fig)["png"][:4] == b"\x89PNG"
+
+
+# ---- issue 13, item 7: what a reader of the report sees --------------------------------
+def test_intervals_of_bounded_metrics_stay_in_range():
+    from weightsynth.study.stats import summarize
+
+    df = pd.DataFrame({"g": 0, "bit_accuracy": [1.0, 1.0, 0.9], "z_theta": [1.0, 1.0, 0.9]})
+    acc = summarize(df, ["g"], "bit_accuracy").iloc[0]
+    assert acc.hi == 1.0 and acc.lo < acc["mean"] < 1.0
+    free = summarize(df, ["g"], "z_theta").iloc[0]  # unbounded: the t-interval as it is
+    assert free.hi > 1.0
+
+
+def test_parameters_and_glossary_read_as_plain_text():
+    from weightsynth.study.config import METHOD_NAMES
+    from weightsynth.study.report import GLOSSARY
+
+    page = build_report(default_config(quick=True), _claims(), {}, {}, {"rows": 1})
+    params = page.split("<h2>Parameters</h2>", 1)[1]
+    assert not re.search(r"\(\d+,\)|\[|\]|'", params)   # no Python tuples, lists, quotes
+    assert "<td>n</td><td>64</td>" in params
+    assert set(METHOD_NAMES) <= set(GLOSSARY)
+    for name in METHOD_NAMES:
+        assert f"<dt><code>{name}</code></dt>" in page
+
+
+def test_claim_evidence_for_a_single_setting_reads_as_one_value():
+    from weightsynth.study.claims import claim_better
+
+    rows = [dict(protocol="autoassoc", split="train", n=64, load=0.1, noise=0.1, beta=0.01,
+                 t=1.0, seed=s, method=m,
+                 bit_accuracy=0.9 + 0.01 * s + (m == "optimal") * (d + 0.001 * s))
+            for s in range(3) for m, d in (("optimal", -0.004), ("outer_continuous", 0.0))]
+    claim, _ = claim_better(pd.DataFrame(rows), "train", [1.0], "better")
+    ev = claim["evidence"]
+    assert "-0.003 (95% interval -0.005 to -0.001) in the one setting: significantly worse" in ev
+    assert "0/1" not in ev and "-0.003 to -0.003" not in ev
+
+
+def test_weight_heatmaps_have_a_colour_bar():
+    snap = {"times": [0.0, 1.0], "W": [np.eye(4), 2 * np.eye(4)], "W_H": 2 * np.eye(4)}
+    w = pd.DataFrame([dict(protocol="weights", load=0.1, noise=0.0, t=t, seed=0,
+                           w_hopfield_rel=0.5 + t) for t in (0.0, 1.0)])
+    fig = plots.weights_figure(w, snap)
+    assert any(ax.get_ylabel() == "weight W_ij" for ax in fig.axes)
+    plots.render(fig)
+
+
+def test_one_value_grid_plots_methods_side_by_side():
+    """Quick mode has one noise value: versus-noise shows one dot per method, labelled."""
+    fig = plots.versus(_fake_table(), "noise", {"load": 0.15}, [1.0, 2.0])
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert "optimal, t=1" in labels and "corrupted input" in labels
+    assert "noise = 0.15 only" in ax.get_xlabel()
+    plots.render(fig)

@@ -289,6 +289,27 @@ def test_bad_input_raises_value_error(call, match):
         call()
 
 
+def test_exact_zero_fields_follow_sign0_is_plus1_at_scale_1_over_n():
+    """Outer-product rule at scale 1/n = 0.1 (not a binary fraction): fields that are zero
+    in exact integer arithmetic must count as ties (+1), not as +-1e-17."""
+    P, n = 4, 10
+    ties = 0
+    for seed in range(200):
+        xi = _bipolar(np.random.default_rng(seed), P, n)
+        C = (xi.T @ xi).astype(np.int64)
+        np.fill_diagonal(C, 0)
+        H = xi.astype(np.int64) @ C.T            # n * field, exactly, in integers
+        ties += int((H == 0).sum())
+        expected = np.where(H >= 0, 1.0, -1.0)
+        W = ws.outer_product_rule(xi)
+        np.testing.assert_array_equal(is_stable(W, xi), expected == xi)
+        # one asynchronous step from a stored pattern (first neuron of the first sweep)
+        i = np.random.default_rng(seed).permutation(n)[0]
+        out = ws.discrete_recall(W, xi, max_sweeps=1, seed=seed)
+        np.testing.assert_array_equal(out[:, i], expected[:, i])
+    assert ties > 100  # the case is really exercised
+
+
 def test_dense_memory_recall_beta_is_a_deprecated_alias():
     Xi = np.array([[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0]])
     x = np.array([[0.5, -0.2, 0.1]])

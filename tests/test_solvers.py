@@ -60,8 +60,9 @@ def test_fixed_step_order(problem, solver, steps):
     errors = []
     for N in (steps, 2 * steps):
         prog = ws.synthesize(phi, theta, beta=BETA, t1=T1, steps=N, solver=solver)
-        assert prog.ts.shape == (N + 1,)
-        np.testing.assert_allclose(np.diff(prog.ts), T1 / N, rtol=1e-12)
+        ts, _ = prog.stored()
+        assert ts.shape == (N + 1,)
+        np.testing.assert_allclose(np.diff(ts), T1 / N, rtol=1e-12)
         # Z(t1) = e^{-(t1 - t0)} Z0 + A(t1) Theta from the stored reduced coordinates (eq. 10)
         assert prog.coords == "reduced"
         Z1 = np.exp(-T1) * prog.Z0 + prog.X[-1] @ prog.Theta

@@ -113,6 +113,34 @@ def test_damaged_or_foreign_file_is_a_clear_error(saved, kind):
     with pytest.raises(ws.ProgramFileError, match=message) as info:
         ws.load_program(saved)
     assert isinstance(info.value, ValueError)
+    assert str(saved) in str(info.value)  # the message says which file
+
+
+def test_empty_file_error_names_the_path(tmp_path):
+    path = tmp_path / "empty.safetensors"
+    path.write_bytes(b"")
+    with pytest.raises(ws.ProgramFileError, match="too short") as info:
+        ws.load_program(path)
+    assert str(path) in str(info.value)
+
+
+def test_saving_to_a_folder_is_a_clear_error(prog, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for target in (".", tmp_path):
+        with pytest.raises(ValueError, match="is a folder; give a file name"):
+            prog[0].save(target)
+    assert os.listdir(tmp_path) == []  # no temporary file left behind
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_file_honours_the_umask(prog, tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        prog[0].save(tmp_path / "p.safetensors")
+    finally:
+        os.umask(old)
+    mode = os.stat(tmp_path / "p.safetensors").st_mode & 0o777
+    assert mode == 0o666 & ~umask
 
 
 def test_newer_format_version_is_refused(saved):

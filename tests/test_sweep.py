@@ -67,6 +67,10 @@ def test_config_expands_the_cartesian_product(tmp_path):
     ({"protocol": "weightsynth.engine.config:nope", "grid": {"x": [1]}}, "has no function"),
     ({"protocol": "selftest", "grid": {"x": [1], "foo": [2]}}, "unknown parameter 'foo'"),
     ({"protocol": "selftest", "grid": {"rows": [1]}}, "needs parameter 'x'"),
+    ({"protocol": "selftest", "grid": {"x": [1], "foo": [2], "bar": [3]}},
+     "unknown parameters 'bar', 'foo'"),
+    ({"protocol": "weightsynth.study.protocols:autoassoc_cell", "grid": {"n": [64]}},
+     "needs parameters 'load', 'noise', 'beta', 't1', 'seed'"),
     ({"protocol": "selftest"}, "empty grid"),
     ({"protocol": "selftest", "grid": {"x": []}}, "empty grid"),
     ({"protocol": "selftest", "grid": {"x": 3}}, "must be a list"),
@@ -97,6 +101,18 @@ def test_run_sweep_rejects_bad_cells_before_starting(tmp_path):
         run_sweep("selftest", [{"x": 1, "z": 2}], tmp_path)
     with pytest.raises(SweepError, match="workers sets the size"):
         run_sweep("selftest", [{"x": 1}], tmp_path, scheduler="tcp://127.0.0.1:9", workers=2)
+
+
+def test_protocol_validation_dry_run_rejects_bad_values_before_starting(tmp_path):
+    """The protocol's own ``validate`` runs on the cells before any cluster starts (the
+    unreachable scheduler address would otherwise be the error)."""
+    base = dict(n=64, load=0.1, noise=0.1, t1=1.0, seed=0)
+    cells = [dict(base, beta=b, seed=s) for b in (-1.0, 0.5) for s in (0, 1)]
+    with pytest.raises(SweepError, match=r"beta must be > 0.0, got -1.0 \(2 cells\)"):
+        run_sweep("autoassoc", cells, tmp_path, scheduler="tcp://127.0.0.1:9")
+    with pytest.raises(SweepError, match="noise must be <= 0.5, got 0.7"):
+        run_sweep("autoassoc", [dict(base, beta=1.0, noise=0.7)], tmp_path,
+                  scheduler="tcp://127.0.0.1:9")
 
 
 # -- engine on a shared 2-worker cluster ---------------------------------------------
@@ -200,6 +216,20 @@ def test_cli_sweep_runs_resumes_and_exits_1_on_failures(cluster, tmp_path):
     res = runner.invoke(app, ["sweep", bad, "--out", str(tmp_path / "f"), "--scheduler",
                               cluster.address, "--no-progress"])
     assert res.exit_code == 1 and "2 failed" in res.stdout
+    # each distinct reason once, with its count, on the console
+    assert sorted(ln.strip() for ln in res.stderr.splitlines() if ln.strip()) == [
+        f"1 cell failed: RuntimeError: selftest cell x={x} failed on purpose" for x in (1, 2)]
+
+
+def _fail_same(x):
+    raise ValueError(f"the same reason\n(cell {x})")
+
+
+def test_distinct_errors_are_counted(cluster, tmp_path):
+    s = run_sweep("tests.test_sweep:_fail_same", [{"x": x} for x in range(3)], tmp_path,
+                  scheduler=cluster.address, progress=False)
+    assert s.failed == 3
+    assert s.error_lines() == ["  3 cells failed: ValueError: the same reason"]
 
 
 @pytest.mark.parametrize("text, extra, match", [

@@ -169,9 +169,8 @@ def test_stored_program_is_small(coords):
     assert not any(a.shape[-2:] == (n, n) for a in arrays)
     if L < n:
         assert all(a.size < T * n * n for a in arrays)
-    # nbytes counts the stored arrays; the scalars beta, t0, t1 (0-d arrays) are parameters
-    assert prog.nbytes == sum(a.nbytes for a in arrays if a.ndim > 0)
-    assert prog.nbytes <= 8 * (2 * n * L + T + T * L * min(n, L))
+    assert prog.nbytes == sum(a.nbytes for a in arrays)
+    assert prog.nbytes <= 8 * (3 + 2 * n * L + T + T * L * min(n, L))   # 3: beta, t0, t1
 
 
 def test_wide_program_is_small():

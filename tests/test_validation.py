@@ -169,3 +169,20 @@ def test_float64_without_x64_warns():
         with warnings.catch_warnings():
             warnings.simplefilter("error", ws.PrecisionWarning)
             ws.synthesize(phi, theta, steps=2, solver="euler", dtype="float32")
+
+
+def test_integer_targets_with_float32_inputs_stay_float32_without_warning():
+    """int32 targets carry no precision: float32 inputs decide the dtype (no false warning)."""
+    phi = np.array([[0.5, -0.25]], dtype=np.float32)
+    theta = np.array([[1, -1]], dtype=np.int32)
+    with jax.enable_x64(False), warnings.catch_warnings():
+        warnings.simplefilter("error", ws.PrecisionWarning)
+        prog = ws.synthesize(phi, theta, steps=2, solver="euler")
+        assert prog.dtype == np.float32
+
+
+def test_explicit_float64_without_x64_fails_and_names_the_fix():
+    phi, theta = np.array([[0.5]]), np.array([[1.0]])
+    with jax.enable_x64(False):
+        with pytest.raises(ValueError, match="jax_enable_x64.*or pass dtype='float32'"):
+            ws.synthesize(phi, theta, steps=2, solver="euler", dtype="float64")

@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "performance_index": ".core.cost",
     "SolverConfig": ".core.ode",
     # errors
+    "AccuracyWarning": ".errors",
     "PrecisionWarning": ".errors",
     "ProgramFileError": ".errors",
     "SolveError": ".errors",
@@ -54,6 +55,8 @@ _EXPORTS: dict[str, str] = {
     "direct_synthesize": ".control.solvers",
     "sweep_synthesize": ".control.solvers",
     "GridProgram": ".control.grid_program",
+    "feedback_synthesize": ".control.feedback",
+    "FeedbackProgram": ".control.feedback_program",
     # baselines
     "outer_product_rule": ".baselines.rules",
     "projection_rule": ".baselines.rules",
@@ -61,6 +64,9 @@ _EXPORTS: dict[str, str] = {
     "discrete_recall": ".baselines.retrieval",
     "dense_memory_recall": ".baselines.retrieval",
     "is_stable": ".baselines.retrieval",
+    # scikit-learn estimators (issue 12)
+    "SynthesisClassifier": ".estimators",
+    "SynthesisRegressor": ".estimators",
 }
 # public submodules reachable as attributes (ws.rules, ws.retrieval, ...)
 _SUBMODULES: dict[str, str] = {
@@ -72,6 +78,7 @@ _SUBMODULES: dict[str, str] = {
     "formats": ".formats",
     "engine": ".engine",
     "study": ".study",
+    "estimators": ".estimators",
 }
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
@@ -97,6 +104,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing runs at import
     from .baselines import rules as rules
     from .baselines.retrieval import dense_memory_recall, discrete_recall, is_stable
     from .baselines.rules import outer_product_rule, projection_rule, storkey_rule
+    from .control.feedback import feedback_synthesize
+    from .control.feedback_program import FeedbackProgram
     from .control.grid_program import GridProgram
     from .control.indices import (
         Index,
@@ -123,4 +132,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing runs at import
     from .core.ode import SolverConfig
     from .core.program import ConstantProgram, Program, WeightProgram, load_program
     from .core.synthesis import synthesize
-    from .errors import PrecisionWarning, ProgramFileError, SolveError
+    from .errors import AccuracyWarning, PrecisionWarning, ProgramFileError, SolveError
+    from .estimators import SynthesisClassifier, SynthesisRegressor

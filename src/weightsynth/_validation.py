@@ -103,14 +103,25 @@ def check_int(value, name: str, *, minimum: int = 1, none_ok: bool = False) -> i
     return int(value)
 
 
-def resolve_dtype(dtype, *arrays: np.ndarray) -> np.dtype:
-    """The working float dtype: ``dtype`` if given, else the widest input float dtype.
+def _dtype_of(x) -> np.dtype:
+    dt = getattr(x, "dtype", None)
+    return np.dtype(dt) if dt is not None else np.asarray(x).dtype
 
-    float64 work needs JAX's x64 mode. When it is off, we warn (never silently truncate)
-    and fall back to float32.
+
+def resolve_dtype(dtype, *arrays) -> np.dtype:
+    """The working float dtype: ``dtype`` if given, else the widest float dtype of ``arrays``.
+
+    ``arrays`` are the user's own arrays (before conversion): integer and boolean ones
+    (e.g. +-1 targets) take the float arrays' dtype, and only all-integer data defaults to
+    float64. float64 work needs JAX's x64 mode. When it is off, float64 *data* warns
+    (never silently truncates) and runs in float32; an explicit ``dtype="float64"`` is an
+    error that names the fix.
     """
+    import jax  # here, so that the JAX-free layers (engine) can use this module cheaply
+
     if dtype is None:
-        dt = np.result_type(*[a.dtype for a in arrays], np.float32)
+        floats = [d for d in map(_dtype_of, arrays) if np.issubdtype(d, np.floating)]
+        dt = np.result_type(*floats, np.float32) if floats else np.dtype(np.float64)
         dt = np.dtype(np.float64) if dt.itemsize > 8 else dt
         if dt not in (np.float32, np.float64):
             dt = np.dtype(np.float64)
@@ -121,8 +132,12 @@ def resolve_dtype(dtype, *arrays: np.ndarray) -> np.dtype:
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
         if dt not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dt}")
-    import jax  # here, so that the JAX-free layers (engine) can use this module cheaply
-
+        if dt == np.float64 and not jax.config.jax_enable_x64:
+            raise ValueError(
+                "dtype='float64' needs JAX's 64-bit mode: call "
+                "jax.config.update('jax_enable_x64', True) at program start, or pass "
+                "dtype='float32'"
+            )
     if dt == np.float64 and not jax.config.jax_enable_x64:
         warnings.warn(
             "float64 data but JAX x64 mode is off, so weightsynth computes in float32. "

@@ -28,3 +28,7 @@ class ProgramFileError(ValueError):
 
 class PrecisionWarning(UserWarning):
     """float64 data was given but JAX's x64 mode is off, so the work runs in float32."""
+
+
+class AccuracyWarning(UserWarning):
+    """A result may miss its tolerance (the message says by how much and what to change)."""

@@ -11,7 +11,10 @@ r"""Recall procedures of the classical baselines that are not a weight program W
   exponentially in n.
 
 Sign convention, used throughout: sign(0) = +1. A neuron whose field is exactly zero is set
-to +1 (not left unchanged), so a stored bit -1 with zero field counts as unstable.
+to +1 (not left unchanged), so a stored bit -1 with zero field counts as unstable. Fields
+are sums of floating-point products, so an exact tie (e.g. the outer-product rule at scale
+1/n = 0.1) can come out as +-1e-17: a field within the rounding-error bound of the sum,
+|h_i| <= n eps sum_j |W_ij|, counts as zero (see :func:`_tie_bound`).
 
 Samples are rows: queries ``x`` have shape (B, n), stored patterns (P, n).
 """
@@ -49,6 +52,7 @@ def discrete_recall(W, x, *, max_sweeps: int = 100, seed: int = 0, zero_diagonal
     S = _sign(as_matrix(x, "x", n=n))
     max_sweeps = check_int(max_sweeps, "max_sweeps")
     rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+    tie = _tie_bound(Wd)
     active = np.arange(S.shape[0])
     for _ in range(max_sweeps):
         if active.size == 0:
@@ -56,7 +60,7 @@ def discrete_recall(W, x, *, max_sweeps: int = 100, seed: int = 0, zero_diagonal
         Sa = np.array(S[active])           # the queries still moving
         changed = np.zeros(active.size, dtype=bool)
         for i in rng.permutation(n):
-            new = np.where(Sa @ Wd[i] >= 0.0, 1.0, -1.0)
+            new = np.where(Sa @ Wd[i] >= -tie[i], 1.0, -1.0)
             changed |= new != Sa[:, i]
             Sa[:, i] = new
         S[active] = Sa
@@ -81,7 +85,7 @@ def is_stable(W, patterns, *, zero_diagonal: bool = True) -> np.ndarray:
     Wd = _square(W, zero_diagonal)
     S = _sign(as_matrix(patterns, "patterns", n=Wd.shape[0]))
     H = S @ Wd.T                          # H[mu, i] = sum_j W_ij s_j
-    return np.where(H >= 0.0, 1.0, -1.0) == S
+    return np.where(H >= -_tie_bound(Wd), 1.0, -1.0) == S
 
 
 def dense_memory_recall(patterns, x, *, inverse_temperature: float | None = None,
@@ -132,6 +136,12 @@ def dense_memory_recall(patterns, x, *, inverse_temperature: float | None = None
 def _sign(X: np.ndarray) -> np.ndarray:
     """Bipolar sign with sign(0) = +1, as a float64 array."""
     return np.where(X >= 0.0, 1.0, -1.0)
+
+
+def _tie_bound(W: np.ndarray) -> np.ndarray:
+    """Per neuron i, n eps sum_j |W_ij|: the rounding-error bound of a field sum_j W_ij s_j
+    with s_j = +-1 (Higham, Accuracy and Stability, eq. 3.5). Smaller fields are ties."""
+    return W.shape[0] * np.finfo(W.dtype).eps * np.abs(W).sum(axis=1)
 
 
 def _square(W, zero_diagonal: bool) -> np.ndarray:

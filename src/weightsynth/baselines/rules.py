@@ -9,7 +9,8 @@ Two higher-capacity baselines (capacities and references: docs/derivation.md sec
 
 * :func:`projection_rule`, W = Xi^T (Xi Xi^T)^+ Xi, the orthogonal projector onto the span of
   the patterns (Personnaz, Guyon & Dreyfus 1985; Kanter & Sompolinsky 1987): every stored
-  pattern is an exact fixed point up to P = n linearly independent patterns.
+  pattern is an exact fixed point for P < n linearly independent patterns (at P = n, W = I,
+  which zero-diagonal recall turns into W = 0).
 * :func:`storkey_rule`, Storkey's (1997) incremental, local rule with capacity
   ~ n / sqrt(2 ln n).
 
@@ -49,7 +50,9 @@ def projection_rule(patterns, *, scale: float | None = None, zero_diagonal: bool
     Personnaz, Guyon & Dreyfus (1985), J. Phys. Lett. 46, L359; Kanter & Sompolinsky (1987),
     Phys. Rev. A 35, 380. W is the orthogonal projector onto span{xi_1..xi_P}: W = W^T,
     W^2 = W and W xi_mu = xi_mu, so each stored pattern is a fixed point of sign dynamics
-    for any P up to n linearly independent patterns.
+    for P < n linearly independent patterns. At P = n, W = I: with self-coupling every
+    state is then a fixed point, and Hopfield's zero-diagonal recall (the default of
+    :func:`~weightsynth.discrete_recall`) sees W = 0 and keeps no pattern at all.
 
     Computed stably from the thin SVD Xi = U S V^T as W = V_r V_r^T, where V_r keeps the
     right singular vectors whose singular value exceeds ``rcond * s_max`` (default

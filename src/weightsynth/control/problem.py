@@ -132,7 +132,7 @@ class Problem(eqx.Module):
         self.t0, self.t1 = check_interval(t0, t1)
         self.activation = act = get_activation(activation, gain)
         act.check_in_range(phi, "inputs")
-        dt = resolve_dtype(dtype, phi, theta)
+        dt = resolve_dtype(dtype, inputs, targets)
         Z0 = np.asarray(act.ginv(jnp.asarray(phi, dt)))
         if not np.isfinite(Z0).all():
             raise ValueError(f"inputs are too close to the edge of g's range for {dt} precision")

@@ -152,7 +152,7 @@ def evaluate_index(
     if own is not None and (t0 < float(own.t0) - 1e-12 or t1 > float(own.t1) + 1e-12):
         raise ValueError(f"[t0, t1] = [{t0}, {t1}] exceeds the program's "
                          f"[{float(own.t0)}, {float(own.t1)}]")
-    dt = resolve_dtype(dtype, phi, theta)
+    dt = resolve_dtype(dtype, inputs, targets)
     prog = _as_program(program, phi.shape[1], act, t0, t1, dt)
     cfg = solver_config(solver, steps=steps, rtol=rtol, atol=atol, max_steps=max_steps)
     grid = uniform_grid(t0, t1, cfg.steps or 1)

@@ -77,6 +77,10 @@ def closed_loop_rhs(t, X, Z0: Float[Array, "L n"], Theta: Float[Array, "L n"], b
     """
     Z = reduced_states(t, X, Z0, Theta, t0) if coords == "reduced" else X
     G = act.g(Z)
+    if coords != "reduced" and G.shape[0] > G.shape[1]:
+        # L > n: the same product associated as G (G^T Theta) (W* of eq. 7, transposed),
+        # 4 L n^2 flops instead of 4 L^2 n
+        return -X + beta * (G @ (G.T @ Theta)), G
     K = gram(G)
     return -X + beta * (K if coords == "reduced" else K @ Theta), G
 

@@ -8,15 +8,33 @@ comes back to the host, where :func:`raise_if_failed` turns a failure into a
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
 import diffrax
+import equinox._errors as _eqx_errors  # its EQX_ON_ERROR is read as a check is traced
 import jax.numpy as jnp
 import numpy as np
 
 from .._validation import check_int
 from ..errors import SolveError
+
+
+class RK4(diffrax.AbstractERK):
+    """The classical fourth-order Runge-Kutta method (fixed steps only: no error estimate)."""
+
+    tableau = diffrax.ButcherTableau(
+        c=np.array([0.5, 0.5, 1.0]),
+        b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+        b_error=np.zeros(4),
+        a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
+    )
+    interpolation_cls = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+
+    def order(self, terms):
+        return 4
+
 
 #: name -> (diffrax solver class, classical order)
 SOLVERS: dict[str, tuple[type, int]] = {
@@ -25,6 +43,7 @@ SOLVERS: dict[str, tuple[type, int]] = {
     "midpoint": (diffrax.Midpoint, 2),
     "ralston": (diffrax.Ralston, 2),
     "bosh3": (diffrax.Bosh3, 3),
+    "rk4": (RK4, 4),
     "tsit5": (diffrax.Tsit5, 5),
     "dopri5": (diffrax.Dopri5, 5),
     "dopri8": (diffrax.Dopri8, 8),
@@ -91,18 +110,20 @@ def uniform_grid(t0: float, t1: float, steps: int) -> np.ndarray:
 
 
 def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=None,
-          save_fn=None, saveat=None):
+          save_fn=None, saveat=None, max_steps=None, solution=False):
     """Integrate dy/dt = field(t, y, args) from t0 to t1 (traceable; call inside jit).
 
     Fixed-step mode steps exactly through ``step_ts`` (a grid from :func:`uniform_grid`).
     Saves at ``save_ts`` if given, else at t0 and after every step; a ``diffrax.SaveAt``
-    given as ``saveat`` overrides both. Returns ``(ys, ok, num_steps)`` where ``ok`` is
-    False if the solver failed.
+    given as ``saveat`` overrides both. ``max_steps`` overrides the adaptive solver's
+    ``cfg.max_steps`` (a diffrax buffer that saves every step has that many rows). Returns
+    ``(ys, ok, num_steps)`` where ``ok`` is False if the solver failed, and with
+    ``solution=True`` also diffrax's ``Solution`` (for its dense output).
     """
     solver = SOLVERS[cfg.solver][0]()
     if cfg.adaptive:
         controller = diffrax.PIDController(rtol=cfg.rtol, atol=cfg.atol)
-        max_steps = cfg.max_steps
+        max_steps = cfg.max_steps if max_steps is None else max_steps
     else:
         controller = diffrax.StepTo(ts=step_ts)
         max_steps = cfg.steps
@@ -113,13 +134,37 @@ def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=N
     else:
         saveat = diffrax.SaveAt(ts=save_ts, fn=save_fn or _identity)
     meter = diffrax.TqdmProgressMeter() if cfg.progress else diffrax.NoProgressMeter()
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), solver, t0, t1, None, y0, args, saveat=saveat,
-        stepsize_controller=controller, max_steps=max_steps, throw=False,
-        progress_meter=meter,
-    )
+    with _checks_without_callbacks():
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(field), solver, t0, t1, None, y0, args, saveat=saveat,
+            stepsize_controller=controller, max_steps=max_steps, throw=False,
+            progress_meter=meter,
+        )
     ok = sol.result == diffrax.RESULTS.successful
+    if solution:
+        return sol.ys, ok, sol.stats["num_steps"], sol
     return sol.ys, ok, sol.stats["num_steps"]
+
+
+@contextlib.contextmanager
+def _checks_without_callbacks():
+    """While diffeqsolve is traced, let equinox's runtime checks return NaN, not call back.
+
+    diffrax checks traced save times with ``eqx.error_if``, which by default compiles to a
+    host callback; JAX never stores a program with host callbacks in its persistent
+    compilation cache, so every process would recompile every solve. Our callers validate
+    the times on the host first (``check_times``), so these checks cannot fire; were one to,
+    its NaN reaches :func:`raise_if_failed`, which raises. Only this tracing is affected.
+    """
+    old = getattr(_eqx_errors, "EQX_ON_ERROR", None)
+    if old is None:  # another equinox layout: leave its checks as they are
+        yield
+        return
+    _eqx_errors.EQX_ON_ERROR = "nan"
+    try:
+        yield
+    finally:
+        _eqx_errors.EQX_ON_ERROR = old
 
 
 def _identity(t, y, args):

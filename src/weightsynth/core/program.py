@@ -29,6 +29,14 @@ from ..errors import ProgramFileError
 from ..formats.program_file import load_program_file, require, save_program_file
 from . import dynamics as dyn
 from .activations import Activation, get_activation
+from .interpolation import (
+    capacity,
+    error_ratios,
+    hermite,
+    interval_errors,
+    pad,
+    relative_excess_estimate,
+)
 from .ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
 
 
@@ -129,7 +137,11 @@ class Program(eqx.Module):
     def load(cls, path) -> Program:
         """Load a program saved by :meth:`save`; the file is validated first."""
         tensors, meta = load_program_file(path)
-        require(meta, tensors, ("kind", "activation", "gain", "t0", "t1", "n", "solver"), ())
+        try:
+            require(meta, tensors, ("kind", "activation", "gain", "t0", "t1", "n", "solver"),
+                    ())
+        except ProgramFileError as exc:
+            raise ProgramFileError(f"{str(path)!r}: {exc}") from None
         if meta.get("dtype") == "float64" and not jax.config.jax_enable_x64:
             raise ValueError(
                 f"{str(path)!r} holds a float64 program, which JAX holds only with 64-bit "
@@ -150,8 +162,8 @@ class Program(eqx.Module):
                 solver=SolverConfig(**json.loads(meta["solver"])),
             )
             return sub._from_file(tensors, meta, common)
-        except ProgramFileError:
-            raise
+        except ProgramFileError as exc:
+            raise ProgramFileError(f"{str(path)!r}: {exc}") from None
         except (ValueError, TypeError, KeyError) as exc:
             raise ProgramFileError(f"{str(path)!r} holds an invalid program: {exc}") from None
 
@@ -207,6 +219,13 @@ class WeightProgram(Program):
     ``coords == "direct"``, ``solver`` the integration settings (reused by ``recall``), and
     ``stats`` (solver steps taken).
 
+    The stored times are t0 and the end of every step the solver took, plus interior
+    points where interpolating would miss the tolerance (see
+    :mod:`weightsynth.core.interpolation`). ``ts`` and ``X`` are padded with copies of
+    their last row to a bucketed length (257, 513, ...), so programs whose solves took
+    different numbers of steps share compiled code; :attr:`stored_times` and
+    :meth:`stored` give the rows without the padding.
+
     The four arrays are (immutable) JAX arrays on the device that computed or loaded them:
     a program synthesized on a GPU stays there, and recall runs there without copying it
     back and forth. ``np.asarray(prog.X)`` gives a host copy.
@@ -237,10 +256,22 @@ class WeightProgram(Program):
                     "with 64-bit mode on: call jax.config.update('jax_enable_x64', True) first"
                 )
             setattr(self, name, arr)
+        self.ts, self.X = pad(self.ts, self.X, capacity(int(self.ts.shape[0])))
 
     @property
     def n(self) -> int:
         return self.Theta.shape[1]
+
+    @property
+    def stored_times(self) -> int:
+        """How many rows of ``ts``/``X`` are stored states (the rest repeat the last)."""
+        ts = np.asarray(self.ts)
+        return int(np.searchsorted(ts, ts[-1], side="left")) + 1
+
+    def stored(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stored times and states without the padding, as host arrays."""
+        k = self.stored_times
+        return np.asarray(self.ts)[:k], np.asarray(self.X)[:k]
 
     @property
     def L(self) -> int:
@@ -252,8 +283,8 @@ class WeightProgram(Program):
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the program's arrays."""
-        return sum(a.nbytes for a in (self.Z0, self.Theta, self.ts, self.X))
+        """Bytes held by the program's arrays (its scalars included, solver stats not)."""
+        return sum(getattr(self, k).nbytes for k in ("beta", "t0", "t1", "Z0", "Theta", "ts", "X"))
 
     def _to_states(self, t, X):
         if self.coords == "reduced":
@@ -269,18 +300,26 @@ class WeightProgram(Program):
         return self._field_and_outputs(t, X)[0]
 
     def _states_jax(self, t):
-        """Z(t) by cubic Hermite interpolation of the stored trajectory (O(h^4) accurate)."""
-        ts = jnp.asarray(self.ts, self.dtype)
-        X = jnp.asarray(self.X)
-        i = jnp.clip(jnp.searchsorted(ts, t, side="right") - 1, 0, ts.shape[0] - 2)
-        ta, tb = ts[i], ts[i + 1]
-        Xa, Xb = X[i], X[i + 1]
-        h = tb - ta
-        s = (t - ta) / h
-        Fa, Fb = self._field(ta, Xa), self._field(tb, Xb)
-        Xt = ((2 * s**3 - 3 * s**2 + 1) * Xa + (s**3 - 2 * s**2 + s) * h * Fa
-              + (-2 * s**3 + 3 * s**2) * Xb + (s**3 - s**2) * h * Fb)
-        return self._to_states(t, Xt)
+        """Z(t) by cubic Hermite interpolation between the stored times."""
+        X = hermite(jnp.asarray(self.ts), jnp.asarray(self.X), self._field, t)
+        return self._to_states(t, X)
+
+    def interval_errors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per stored interval: the estimated interpolation error in the solver's norm
+        (1 = the tolerance ``rtol``/``atol``), and the error it makes in W (Frobenius)."""
+        k = self.stored_times
+        ratio, dW = _defects(self, self.solver.rtol, self.solver.atol)
+        return np.asarray(ratio)[: k - 1], np.asarray(dW)[: k - 1]
+
+    def interpolation_excess(self) -> float:
+        """Estimated relative excess (J - J*)/|J*| that interpolating between stored times costs.
+
+        An a-posteriori estimate from the defect of the interpolant (see
+        :func:`weightsynth.core.interpolation.interval_errors`), not a bound.
+        """
+        J_star = -float(jnp.sum(self.Z0 * self.Theta))
+        return relative_excess_estimate(self.stored()[0], self.interval_errors()[1],
+                                        float(self.beta), J_star)
 
     def weights_at(self, t):
         return dyn.optimal_weights(self._states_jax(t), self.Theta, self.beta, self.activation)
@@ -295,14 +334,15 @@ class WeightProgram(Program):
     def _run(self, Zq0, ts):
         B, n, L = Zq0.shape[0], self.n, self.L
         dense = 2 * n * n * L + 2 * B * n * n < 4 * B * L * n
-        grid = None if self.solver.adaptive else jnp.asarray(self.ts, self.dtype)
+        grid = None if self.solver.adaptive else jnp.asarray(self.stored()[0], self.dtype)
         save_ts = jnp.asarray(ts, self.dtype)
         ys, ok, fin = _run_queries(self, Zq0, grid, save_ts, dense=dense)
         raise_if_failed(ok, fin, ts, "running the network")
         return np.asarray(ys)
 
     def _file_contents(self):
-        tensors = {k: np.asarray(getattr(self, k)) for k in ("Z0", "Theta", "ts", "X")}
+        ts, X = self.stored()
+        tensors = {"Z0": np.asarray(self.Z0), "Theta": np.asarray(self.Theta), "ts": ts, "X": X}
         meta = {"beta": repr(float(self.beta)), "L": str(self.L), "coords": self.coords,
                 "stats": stats_json(self.stats)}
         return tensors, meta
@@ -323,6 +363,19 @@ class WeightProgram(Program):
 @eqx.filter_jit
 def _states_many(prog: WeightProgram, ts):
     return jax.vmap(prog._states_jax)(ts)
+
+
+@eqx.filter_jit
+def _defects(prog: WeightProgram, rtol, atol):
+    err, tq, Xq = interval_errors(prog.ts, prog.X, prog._field)
+
+    def dW(t, Xs, e):
+        Z, Ze = prog._to_states(t, Xs), prog._to_states(t, Xs + e)
+        D = dyn.optimal_weights(Ze, prog.Theta, prog.beta, prog.activation) \
+            - dyn.optimal_weights(Z, prog.Theta, prog.beta, prog.activation)
+        return jnp.sqrt(jnp.sum(D * D))
+
+    return error_ratios(err, prog.X, rtol, atol), jax.vmap(dW)(tq, Xq, err)
 
 
 @partial(eqx.filter_jit)

@@ -135,14 +135,40 @@ def check_parameters(name: str, fn: Protocol, keys) -> None:
     accepted = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     unknown = sorted(set(keys) - accepted)
     if unknown:
-        raise ValueError(f"unknown parameter {unknown[0]!r} for protocol {name!r} "
+        raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(repr, unknown))} for protocol {name!r} "
                          f"(it takes: {', '.join(sorted(accepted))})")
     required = [p.name for p in params if p.default is p.empty
                 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     missing = [k for k in required if k not in keys]
     if missing:
-        raise ValueError(f"protocol {name!r} needs parameter {missing[0]!r}, which neither "
-                         "the grid nor the fixed values give")
+        raise ValueError(f"protocol {name!r} needs parameter{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(map(repr, missing))}, which neither the grid nor the "
+                         "fixed values give")
+
+
+def check_values(name: str, fn: Protocol, cells) -> None:
+    """Run the protocol's own ``validate(**cell)`` (if it has one) on every cell, before
+    anything runs: a bad value is a ValueError here rather than a failed cell later.
+
+    ``validate`` is an attribute of the protocol function that checks parameter values
+    without computing anything (a dry run); distinct problems are listed, up to three.
+    """
+    validate = getattr(fn, "validate", None)
+    if validate is None:
+        return
+    problems: dict[str, int] = {}
+    for cell in cells:
+        try:
+            validate(**cell)
+        except (ValueError, TypeError) as exc:
+            msg = " ".join(str(exc).split())
+            problems[msg] = problems.get(msg, 0) + 1
+    if problems:
+        shown = "; ".join(f"{m} ({k} cell{'s' if k > 1 else ''})"
+                          for m, k in list(problems.items())[:3])
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise ValueError(f"protocol {name!r} rejects parameter values: {shown}{more}")
 
 
 def _json_default(obj):

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import _interrupt as interrupt
 from .._validation import check_int
 from .._version import __version__
 from .config import (
@@ -35,10 +36,12 @@ from .config import (
     canonical_json,
     cell_key,
     check_parameters,
+    check_values,
     register_protocol,
     resolve_protocol,
     worker_spec,
 )
+from .processes import SweepError, check_main_guard, workers_ignore_sigint
 from .results import (
     BadFile,
     CorruptFileWarning,
@@ -58,10 +61,6 @@ _XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 _IGNORE_SIGINT = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
 
 
-class SweepError(ValueError):
-    """The sweep cannot start: bad cells, unreachable scheduler, unusable folder."""
-
-
 @dataclass(frozen=True)
 class SweepSummary:
     """What a run of :func:`run_sweep` did."""
@@ -74,6 +73,8 @@ class SweepSummary:
     failed: int  # raised (or kept killing workers) in this run; see load_errors(out_dir)
     seconds: float
     bad_files: tuple[BadFile, ...] = field(default=())
+    #: each distinct failure of this run, "ErrorType: message", with its number of cells
+    errors: tuple[tuple[str, int], ...] = field(default=())
 
     @property
     def ok(self) -> bool:
@@ -87,6 +88,11 @@ class SweepSummary:
         if self.failed:
             text += f" (errors in {str(self.out_dir / 'errors')!r})"
         return text
+
+    def error_lines(self) -> list[str]:
+        """One line per distinct failure of this run, most frequent first, with its count."""
+        return [f"  {k} cell{'s' if k > 1 else ''} failed: {msg}"
+                for msg, k in sorted(self.errors, key=lambda e: -e[1])]
 
     def as_dict(self) -> dict:
         return {"total": self.total, "skipped": self.skipped, "computed": self.computed,
@@ -123,14 +129,23 @@ def local_cluster(workers: int | None = None):
     n = _cpu_count() if workers is None else int(workers)
     if n < 1:
         raise SweepError(f"workers must be >= 1, got {workers!r}")
-    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               env=worker_env(), preload=[_IGNORE_SIGINT],
-                               dashboard_address=":0", silence_logs=logging.ERROR)
+    check_main_guard()
+    cluster = None
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}), \
+            interrupt.watching():
         try:
-            yield cluster
+            # Ctrl-C while the workers start takes effect once they are up: a nanny cut
+            # off mid-start prints tracebacks, and nothing is lost by waiting
+            with workers_ignore_sigint(), interrupt.deferred():
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                       env=worker_env(), preload=[_IGNORE_SIGINT],
+                                       dashboard_address=":0",
+                                       silence_logs=logging.CRITICAL)
+            with interrupt.raising():  # while workers run, the cluster must be closed
+                yield cluster
         finally:
-            cluster.close()
+            if cluster is not None:
+                cluster.close()
 
 
 @contextlib.contextmanager
@@ -190,6 +205,7 @@ def _prepare(protocol, cells: Iterable[Mapping]) -> tuple[str, Protocol, dict[st
         raise SweepError("empty grid: no cells to run")
     for keys in {frozenset(c) for c in keyed.values()}:
         check_parameters(name, fn, keys)
+    check_values(name, fn, keyed.values())
     return name, fn, keyed
 
 
@@ -206,6 +222,7 @@ class _Batcher:
         self.errors: list[dict] = []
         self.last = time.monotonic()
         self.batches = 0
+        self.error_counts: dict[str, int] = {}
 
     def add(self, key: str, params: dict, out: dict) -> bool:
         """Buffer one finished cell; return True if it succeeded."""
@@ -216,6 +233,9 @@ class _Batcher:
                            if v is None or isinstance(v, bool | int | float | str)}
                 self.rows.extend({**scalars, **r, "cell_key": key} for r in out["records"])
             return True
+        first = (out["message"].strip().splitlines() or [""])[0][:300]
+        what = f"{out['error_type']}: {first}" if first else out["error_type"]
+        self.error_counts[what] = self.error_counts.get(what, 0) + 1
         self.err_keys.append(key)
         self.errors.append({"cell_key": key, "protocol": self.protocol,
                             "params": canonical_json(params), "error_type": out["error_type"],
@@ -326,6 +346,7 @@ def _execute(client, spec, pending: list[tuple[str, dict]], batcher: _Batcher, *
                         failed += 1
                     bar.update(task, advance=1, failed=failed)
                     batcher.maybe_flush()
+                interrupt.check()
                 feeder.top_up()
         except BaseException:
             client.cancel(list(ac.futures))
@@ -349,6 +370,15 @@ def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str |
     runs after each. Cells already in the store are skipped. Workers mirror this process's
     JAX x64 flag. Raises :class:`SweepError` (a ValueError) if the sweep cannot start.
     """
+    with interrupt.watching():
+        return _run_sweep(protocol, cells, out_dir, scheduler=scheduler, workers=workers,
+                          batch_size=batch_size, flush_seconds=flush_seconds,
+                          progress=progress, config=config, connect_timeout=connect_timeout,
+                          on_batch=on_batch)
+
+
+def _run_sweep(protocol, cells, out_dir, *, scheduler, workers, batch_size, flush_seconds,
+               progress, config, connect_timeout, on_batch) -> SweepSummary:
     t_start = time.monotonic()
     try:
         check_int(batch_size, "batch_size")
@@ -381,15 +411,20 @@ def run_sweep(protocol: str | Protocol, cells: Iterable[Mapping], out_dir: str |
         run = new_run(name, config if config is not None else {"protocol": name}, len(keyed))
         store.record_run(run)
         computed = failed = 0
+        errors: tuple[tuple[str, int], ...] = ()
         if pending:
             spec = worker_spec(protocol, fn)
             batcher = _Batcher(store, name, batch_size, flush_seconds, done, on_batch)
             with _client(scheduler, workers, connect_timeout) as client:
                 run["cluster"] = {"scheduler": scheduler or "local",
                                   "threads": sum(client.nthreads().values())}
-                computed, failed = _execute(client, spec, pending, batcher, x64=_driver_x64(),
-                                            progress=progress)
+                with interrupt.raising():
+                    computed, failed = _execute(client, spec, pending, batcher,
+                                                x64=_driver_x64(), progress=progress)
+            errors = tuple(batcher.error_counts.items())
         summary = SweepSummary(Path(out_dir), name, len(keyed), len(keyed) - len(pending),
-                               computed, failed, time.monotonic() - t_start, tuple(bad))
+                               computed, failed, time.monotonic() - t_start, tuple(bad),
+                               errors)
+        interrupt.check()
         store.record_run(finish_run(run, summary.as_dict()))
         return summary

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -44,24 +45,50 @@ def _digest(tensors: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it, under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    The file gets mode 0666 less the umask, as ``open()`` would give it (``mkstemp``
+    alone makes it 0600, unreadable to a collaborator sharing the folder).
+    """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ValueError(f"cannot save to {str(path)!r}: folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    if path.is_dir():
+        raise ValueError(f"cannot save to {str(path)!r}: it is a folder; give a file name, "
+                         "e.g. 'prog.safetensors'")
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise OSError(exc.errno, f"cannot save to {str(path)!r}: {why}") from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            why = exc.strerror or str(exc)
+            raise OSError(exc.errno, f"cannot save to {str(path)!r}: {why}") from None
         raise
 
 
@@ -93,9 +120,14 @@ def load_program_file(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Read and validate a program file; return (tensors, metadata)."""
     path = Path(path)
     if not path.is_file():
+        if path.is_dir():
+            raise ProgramFileError(f"{str(path)!r} is a folder, not a program file")
         raise FileNotFoundError(f"no program file at {str(path)!r}")
     data = path.read_bytes()
-    meta = _read_metadata(data)
+    try:
+        meta = _read_metadata(data)
+    except ProgramFileError as exc:
+        raise ProgramFileError(f"{str(path)!r}: {exc}") from None
     if meta.get("format") != FORMAT:
         raise ProgramFileError(
             f"{str(path)!r} is not a weightsynth program file (format={meta.get('format')!r})"
@@ -103,7 +135,9 @@ def load_program_file(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     try:
         version = int(meta.get("format_version", ""))
     except ValueError:
-        raise ProgramFileError(f"bad format_version {meta.get('format_version')!r}") from None
+        raise ProgramFileError(
+            f"{str(path)!r} has a bad format_version {meta.get('format_version')!r}"
+        ) from None
     if version > FORMAT_VERSION or version < 1:
         raise ProgramFileError(
             f"{str(path)!r} has format version {version}; this weightsynth reads up to "

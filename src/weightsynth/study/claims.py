@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .stats import paired_difference
+from . import maps_report
+from .stats import paired_difference, summarize
 
 HELD, NOT_HELD, SOME, UNMEASURED = ("held", "not held", "held only for some parameters",
                                     "not measured")
@@ -27,6 +28,21 @@ def _values(df: pd.DataFrame, col: str) -> str:
 
 def _ranges(df: pd.DataFrame, cols) -> str:
     return ", ".join(f"{c} in {_values(df, c)}" for c in cols if c in df and len(df))
+
+
+def _differences(g: pd.DataFrame) -> str:
+    """Per-setting paired differences (columns mean, lo, hi, verdict) in words: a range
+    with counts over several settings, the value and its interval for a single one."""
+    if len(g) == 1:
+        r = g.iloc[0]
+        word = {"better": "significantly better", "worse": "significantly worse"}.get(
+            r.verdict, "not significant")
+        spread = ("the same for every seed" if r.lo == r.hi else
+                  f"95% interval {r.lo:+.3f} to {r.hi:+.3f}")
+        return f"{r['mean']:+.3f} ({spread}) in the one setting: {word}"
+    nb, nw = int((g.verdict == "better").sum()), int((g.verdict == "worse").sum())
+    return (f"from {g['mean'].min():+.3f} to {g['mean'].max():+.3f} over {len(g)} settings; "
+            f"significantly better in {nb}, worse in {nw}")
 
 
 def _status(n_held: int, n_total: int) -> str:
@@ -95,10 +111,8 @@ def claim_better(auto: pd.DataFrame, split: str, claim_times, name: str,
     diff["verdict"] = np.where(diff.lo > 0, "better", np.where(diff.hi < 0, "worse", "n.s."))
     better, worse = diff[diff.verdict == "better"], diff[diff.verdict == "worse"]
     seeds = int(diff["count"].min())
-    ev = (f"optimal - {rival} bit accuracy ({split}): mean difference from "
-          f"{diff['mean'].min():+.3f} to {diff['mean'].max():+.3f}; significantly better in "
-          f"{len(better)}/{len(diff)} settings, worse in {len(worse)}, "
-          f"{seeds} seeds per setting (95% t-intervals)")
+    ev = (f"optimal - {rival} bit accuracy ({split}), mean difference "
+          f"{_differences(diff)}; {seeds} seeds per setting (95% t-intervals)")
     if seeds < MIN_SEEDS:
         ev += f"; fewer than {MIN_SEEDS} seeds: indicative only"
     params = "; ".join(p for p in (
@@ -164,9 +178,7 @@ def claim_general(comp: pd.DataFrame, gen: pd.DataFrame, split: str) -> dict:
         return dict(row, status=UNMEASURED, evidence="", parameters="")
     parts, params = [], []
     for (m, rival), g in c.groupby(["method", "rival"], sort=True):
-        nb, nw = int((g.verdict == "better").sum()), int((g.verdict == "worse").sum())
-        parts.append(f"{m.removeprefix('general-')} - {rival}: {g['mean'].min():+.3f} to "
-                     f"{g['mean'].max():+.3f} (better in {nb}/{len(g)}, worse in {nw})")
+        parts.append(f"{m.removeprefix('general-')} - {rival}: {_differences(g)}")
         for verdict in ("better", "worse"):
             sel = g[g.verdict == verdict]
             if len(sel):
@@ -183,6 +195,49 @@ def claim_general(comp: pd.DataFrame, gen: pd.DataFrame, split: str) -> dict:
     n_better = int((c.verdict == "better").sum())
     return dict(row, status=_status(n_better, len(c)), evidence=ev,
                 parameters="; ".join(params) + f" (n = {_values(c, 'n')})")
+
+
+MAPS_CLAIMS = (
+    ("classical", "The synthesized network models an arbitrary map: lower test error than "
+                  "the classical associators (Hebbian, pseudo-inverse) on fresh inputs"),
+    ("sklearn", "The synthesized network is as good as the scikit-learn models (ridge, "
+                "logistic regression, k-nearest neighbours, MLP) on fresh inputs"),
+)
+
+
+def claim_maps(df: pd.DataFrame) -> tuple[list[dict], dict]:
+    """Issue 12, protocol maps: test error of ``synth`` minus each rival's, paired by seed,
+    per (task, n, load, noise, L). Classical claim: held where better than both associators;
+    scikit-learn claim: held where significantly worse than none of the models."""
+    mr = maps_report
+    m = mr.maps_rows(df)
+    if m.empty:
+        return [], {}
+    details = {"maps_summary": summarize(m, [*mr.KEYS, "method"], "error")}
+    if "synth" not in set(m.method):
+        return [], details
+    seeds = int(m.groupby([*mr.KEYS, "method"], dropna=False).seed.nunique().min())
+    note = f"; {seeds} seeds per setting (95% t-intervals)" + (
+        f"; fewer than {MIN_SEEDS} seeds: indicative only" if seeds < MIN_SEEDS else "")
+    rows = []
+    for name, claim in MAPS_CLAIMS:
+        c = mr.comparisons(m, mr.CLASSICAL if name == "classical" else mr.SKLEARN)
+        details[f"maps_{name}"] = c
+        if c.empty:
+            continue
+        per = c.groupby(mr.KEYS, dropna=False).verdict.agg(list).reset_index()
+        if name == "classical":
+            ok = per.verdict.apply(lambda v: all(x == "better" for x in v))
+        else:
+            ok = per.verdict.apply(lambda v: all(x != "worse" for x in v))
+        ev = "; ".join(
+            f"synth - {r}: better in {int((g.verdict == 'better').sum())}/{len(g)}, worse "
+            f"in {int((g.verdict == 'worse').sum())}" for r, g in c.groupby("rival"))
+        params = [f"held: {mr.where(per[ok])}" if ok.any() else "",
+                  f"not held: {mr.where(per[~ok])}" if (~ok).any() else ""]
+        rows.append(dict(claim=claim, status=_status(int(ok.sum()), len(per)),
+                         evidence=ev + note, parameters="; ".join(p for p in params if p)))
+    return rows, details
 
 
 def decide_claims(df: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
@@ -203,4 +258,6 @@ def decide_claims(df: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
     rows = [claim_w0(weights), c2, c3, c4, claim_index(auto)]
     if len(gen):
         rows += [claim_general(comp, gen, "train"), claim_general(comp, gen, "test")]
-    return pd.DataFrame(rows), {"hopfield": hop, "train": d3, "test": d4, "general": comp}
+    maps_claims, maps_details = claim_maps(df)  # issue 12: protocol maps
+    return pd.DataFrame(rows + maps_claims), {"hopfield": hop, "train": d3, "test": d4,
+                                              "general": comp, **maps_details}

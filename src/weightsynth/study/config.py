@@ -23,6 +23,12 @@ BASE_METHODS: tuple[str, ...] = (
 #: Programs synthesized under the general recall indices (derivation eq. 19; protocol ``general``).
 GENERAL_METHODS: tuple[str, ...] = ("general-correlation", "general-squared_error")
 METHOD_NAMES: tuple[str, ...] = BASE_METHODS + GENERAL_METHODS
+#: Methods of protocol ``maps`` (issue 12; study/maps.py)
+MAPS_METHODS: tuple[str, ...] = ("synth", "general-squared_error", "hebbian", "pinv",
+                                 "ridge", "logistic", "knn", "mlp")
+MAPS_TASKS: tuple[str, ...] = ("hetero", "digits", "smooth")
+#: hyperparameter values each tuned method of protocol maps may try on its validation split
+MAPS_BUDGET = 4
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,14 @@ class StudyConfig:
     general_t1: tuple[float, ...] = (1.0, 6.0)
     general_nodes: int = 26
     general_max_iter: int = 60
+    #: protocol maps (issue 12): tasks, seeds, grids and methods (see study/maps.py)
+    maps_tasks: tuple[str, ...] = ("hetero", "digits", "smooth")
+    maps_seeds: int = 20
+    maps_loads: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)
+    maps_noise: tuple[float, ...] = (0.1, 0.25)
+    maps_digits_sizes: tuple[int, ...] = (50, 100, 200, 400, 800, 1200)
+    maps_smooth_sizes: tuple[int, ...] = (50, 100, 200, 400, 800, 1200)
+    maps_methods: tuple[str, ...] = MAPS_METHODS
     quick: bool = field(default=False, compare=False)
 
     def __post_init__(self):
@@ -65,7 +79,9 @@ QUICK_OVERRIDES: dict = dict(
     n=(64,), loads=(0.05, 0.15), noise=(0.15,), beta=(1 / 64,), seeds=5,
     claim_times=(0.25, 0.5, 2.0, 6.0), curve_load=0.15, digits_noise=(0.25,),
     general_n=16, general_loads=(0.15,), general_beta=(1 / 16,), general_t1=(1.0,),
-    general_max_iter=40, quick=True,
+    general_max_iter=40, maps_seeds=1, maps_loads=(0.1,), maps_noise=(0.15,),
+    maps_digits_sizes=(100,), maps_smooth_sizes=(100,),
+    maps_methods=("synth", "hebbian", "pinv", "ridge", "knn"), quick=True,
 )
 
 
@@ -75,11 +91,13 @@ def default_config(quick: bool = False) -> StudyConfig:
     return replace(base, **QUICK_OVERRIDES) if quick else base
 
 
-_TUPLE_INT = {"n"}
+_TUPLE_INT = {"n", "maps_digits_sizes", "maps_smooth_sizes"}
+_TUPLE_STR = {"methods", "maps_methods", "maps_tasks"}
 _TUPLE_FLOAT = {"loads", "noise", "beta", "t1", "claim_times", "digits_noise",
-                "general_loads", "general_noise", "general_beta", "general_t1"}
+                "general_loads", "general_noise", "general_beta", "general_t1",
+                "maps_loads", "maps_noise"}
 _INT = {"seeds", "seed", "samples_per_exemplar", "test_samples_per_exemplar", "n_times",
-        "general_n", "general_nodes", "general_max_iter"}
+        "general_n", "general_nodes", "general_max_iter", "maps_seeds"}
 _FLOAT = {"amplitude", "curve_load", "curve_noise"}
 
 
@@ -132,16 +150,29 @@ def _validate(c: StudyConfig) -> None:
     _check_list("general_t1", c.general_t1, float, lo=0.0, lo_open=True)
     _check_scalar("general_nodes", c.general_nodes, int, lo=2)
     _check_scalar("general_max_iter", c.general_max_iter, int, lo=0)
+    _validate_maps(c)
     if max(c.claim_times) > min(c.t1):
         raise ValueError(f"claim_times must be <= t1 = {min(c.t1)}, got {max(c.claim_times)}")
 
 
+def _validate_maps(c: StudyConfig) -> None:
+    for name, known in (("maps_tasks", MAPS_TASKS), ("maps_methods", MAPS_METHODS)):
+        for v in getattr(c, name):
+            if v not in known:
+                raise ValueError(f"unknown {name} entry {v!r}; known: {', '.join(known)}")
+    _check_scalar("maps_seeds", c.maps_seeds, int, lo=1)
+    _check_list("maps_loads", c.maps_loads, float, lo=0.0, lo_open=True)
+    _check_list("maps_noise", c.maps_noise, float, lo=0.0, hi=0.5)
+    _check_list("maps_digits_sizes", c.maps_digits_sizes, int, lo=20, hi=1300)
+    _check_list("maps_smooth_sizes", c.maps_smooth_sizes, int, lo=20)
+
+
 def _coerce(name: str, value):
-    if name in _TUPLE_INT | _TUPLE_FLOAT | {"methods"}:
+    if name in _TUPLE_INT | _TUPLE_FLOAT | _TUPLE_STR:
         seq = value if isinstance(value, (list, tuple)) else [value]
-        if name == "methods":
+        if name in _TUPLE_STR:
             if not all(isinstance(v, str) for v in seq):
-                raise ValueError(f"methods must be names (strings), got {value!r}")
+                raise ValueError(f"{name} must be names (strings), got {value!r}")
             return tuple(seq)
         for v in seq:
             _check_scalar(name, v, int if name in _TUPLE_INT else float)
@@ -180,3 +211,34 @@ def load_config(path, quick: bool = False) -> StudyConfig:
     if set(data) == {"study"} and isinstance(data["study"], dict):
         data = data["study"]
     return with_overrides(default_config(quick), data)
+
+
+#: checks of single cell parameters, shared by the study's protocols: name -> (kind, lo,
+#: hi, lo_open), as in :func:`_validate`
+_CELL_CHECKS = {
+    "n": (int, 4, None, False), "load": (float, 0.0, None, True),
+    "noise": (float, 0.0, 0.5, False), "beta": (float, 0.0, None, True),
+    "t1": (float, 0.0, None, True), "seed": (int, 0, None, False),
+    "base_seed": (int, 0, None, False), "samples_per_exemplar": (int, 1, None, False),
+    "test_samples_per_exemplar": (int, 1, None, False), "n_times": (int, 2, None, False),
+    "amplitude": (float, 0.0, 1.0, True), "nodes": (int, 2, None, False),
+    "max_iter": (int, 0, None, False),
+}
+
+
+def validate_cell(**params) -> None:
+    """Check one cell's parameter values without running it (the protocols' dry run).
+
+    The sweep engine calls this (as ``protocol.validate``) on every cell before anything
+    runs, so ``beta = -1`` stops the sweep with one message instead of failing each cell.
+    """
+    for name, value in params.items():
+        if name in _CELL_CHECKS:
+            kind, lo, hi, lo_open = _CELL_CHECKS[name]
+            _check_scalar(name, value, kind, lo, hi, lo_open)
+    if params.get("amplitude", 0.0) >= 1.0:
+        raise ValueError(f"amplitude must be < 1 (inside tanh's range), got "
+                         f"{params['amplitude']!r}")
+    for m in params.get("methods", ()):
+        if m not in METHOD_NAMES:
+            raise ValueError(f"unknown method {m!r}; known: {', '.join(METHOD_NAMES)}")

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..control.feedback import feedback_synthesize
 from ..control.problem import Problem
 from ..control.solvers import direct_synthesize, sweep_synthesize
 from ..core.cost import evaluate_index
 from ..core.synthesis import synthesize
+from .config import validate_cell
 from .data import cell_rng, n_exemplars, noisy_samples, random_exemplars
 from .methods import Task, pad_rows, training_pairs
 from .protocols import evaluate_methods
@@ -87,8 +89,8 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
     ``pad_K``: solve as if there were that many exemplars (exact zero padding, see
     :func:`_solve_rows`), so cells of different loads share compiled solvers.
     """
-    if solver not in ("sweep", "direct"):
-        raise ValueError(f"solver must be 'sweep' or 'direct', got {solver!r}")
+    if solver not in ("sweep", "direct", "feedback"):
+        raise ValueError(f"solver must be 'sweep', 'direct' or 'feedback', got {solver!r}")
     bad = [i for i in indices if i not in INDEX_NAMES]
     if bad:
         raise ValueError(f"unknown index {bad[0]!r}; known: {', '.join(INDEX_NAMES)}")
@@ -109,7 +111,8 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
         rows += evaluate_methods(task, {"train": train, "test": test}, ts, tuple(baselines),
                                  base, index=False,
                                  batch=pK * (samples_per_exemplar + test_samples_per_exemplar))
-    solve = sweep_synthesize if solver == "sweep" else direct_synthesize
+    solve = {"sweep": sweep_synthesize, "direct": direct_synthesize,
+             "feedback": feedback_synthesize}[solver]
     start = synthesize(*training_pairs(Task(ex, train.inputs, train.targets, float(beta),
                                             float(t1), pad_L=pad)),
                        beta=float(beta), t1=float(t1))
@@ -117,3 +120,6 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
         rows += _solve_rows(name, solve, train, test, ts, dict(base, solver=solver),
                             float(beta), float(t1), start, nodes, max_iter, pad)
     return rows
+
+
+general_study_cell.validate = validate_cell  # the sweep engine's dry run (see study.config)

@@ -58,6 +58,25 @@ def _static_lines(ax, df, methods, value="bit_accuracy"):
                        label=LABELS.get(m, m))
 
 
+def _series(ax, r, x, k, count, single, label, **style):
+    """One summarized series (columns x, mean, lo, hi) as a line with error bars, or, when
+    the grid has a single value of ``x``, as the k-th of ``count`` dots side by side (a line
+    through one point says nothing)."""
+    err = [r["mean"] - r.lo, r.hi - r["mean"]]
+    if single:
+        ax.errorbar([k], r["mean"], yerr=err, color=style.get("color"),
+                    marker=style.get("marker", "o"), ms=5, ls="none", capsize=3, label=label)
+        return
+    ax.errorbar(r[x], r["mean"], yerr=err, label=label, **style)
+
+
+def _single_axis(ax, labels, x, value):
+    """Categorical x axis for a one-value grid: one tick per series."""
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+    ax.set_xlabel(f"method ({x} = {value:g} only)")
+
+
 def _pick(df: pd.DataFrame, **eq) -> pd.DataFrame:
     for k, v in eq.items():
         df = df[np.isclose(df[k], v)] if isinstance(v, float) else df[df[k] == v]
@@ -113,25 +132,34 @@ def versus(df: pd.DataFrame, x: str, fixed: dict, times):
     d = d[(d.n == d.n.min()) & (d.beta == d.beta.min())]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     cmap = plt.get_cmap("Blues")
+    xs = sorted(d[x].dropna().unique())
+    single = len(xs) == 1
     for ax, split in zip(axes, ("train", "test"), strict=True):
         s = d[d.split == split]
+        entries = []  # (label, summary, style)
         for k, t in enumerate(times):
             r = summarize(s[(s.method == "optimal") & np.isclose(s.t, t)], [x], "bit_accuracy")
-            ax.errorbar(r[x], r["mean"], yerr=[r["mean"] - r.lo, r.hi - r["mean"]],
-                        color=cmap(0.4 + 0.6 * k / max(1, len(times) - 1)), marker="o",
-                        ms=3, label=f"optimal, t={t:g}")
+            entries.append((f"optimal, t={t:g}", r, dict(
+                color=cmap(0.4 + 0.6 * k / max(1, len(times) - 1)), marker="o", ms=3)))
         t1 = s.t.max()
         for m in ("outer_continuous",):
             r = summarize(s[(s.method == m) & np.isclose(s.t, t1)], [x], "bit_accuracy")
-            ax.errorbar(r[x], r["mean"], yerr=[r["mean"] - r.lo, r.hi - r["mean"]],
-                        color=COLORS[m], marker="s", ms=3, label=f"{LABELS[m]}, t={t1:g}")
+            entries.append((f"{LABELS[m]}, t={t1:g}", r,
+                            dict(color=COLORS[m], marker="s", ms=3)))
         for m in STATIC:
             r = summarize(s[s.method == m], [x], "bit_accuracy")
-            ax.plot(r[x], r["mean"], color=COLORS[m], ls="--", marker=".", label=LABELS[m])
-        ax.set(xlabel=x, title=f"{split} samples, " + ", ".join(
-            f"{k}={v:g}" for k, v in fixed.items()))
+            entries.append((LABELS[m], r, dict(color=COLORS[m], ls="--", marker=".")))
+        entries = [e for e in entries if len(e[1])]
+        for k, (label, r, style) in enumerate(entries):
+            _series(ax, r, x, k, len(entries), single, label, **style)
+        if single:
+            _single_axis(ax, [e[0] for e in entries], x, xs[0])
+        else:
+            ax.set_xlabel(x)
+        ax.set_title(f"{split} samples, " + ", ".join(f"{k}={v:g}" for k, v in fixed.items()))
     axes[0].set_ylabel("bit accuracy")
-    axes[1].legend(fontsize=7)
+    if not single:
+        axes[1].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -175,12 +203,15 @@ def weights_figure(df: pd.DataFrame, snap: dict):
     mats = [*snap["W"], snap["W_H"]]
     titles = [f"W*(t={t:g})" for t in snap["times"]] + ["W_H = beta Theta^T Theta"]
     vmax = float(np.max(np.abs(snap["W_H"])))
+    heat = []
     for j, (M, title) in enumerate(zip(mats, titles, strict=True)):
         ax = fig.add_subplot(grid[0, j])
-        ax.imshow(M, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        image = ax.imshow(M, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
+        heat.append(ax)
+    fig.colorbar(image, ax=heat, shrink=0.8, label="weight W_ij")
     ax = fig.add_subplot(grid[1, :])
     w = df[df.protocol == "weights"]
     for (ld, nz), g in w.groupby(["load", "noise"]):
@@ -188,7 +219,6 @@ def weights_figure(df: pd.DataFrame, snap: dict):
         ax.plot(s.t, s["mean"], ls="-" if nz == 0 else "--", label=f"load {ld:g}, noise {nz:g}")
     ax.set(xlabel="t", ylabel="||W*(t) - W_H||_F / ||W_H||_F", yscale="log")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
     return fig
 
 
@@ -200,6 +230,8 @@ def general_figure(df: pd.DataFrame):
     settings = sorted({(float(b), float(t)) for b, t in zip(d.beta, d.t1, strict=True)})
     fig, axes = plt.subplots(max(1, len(settings)), 2, figsize=(10, 3.6 * max(1, len(settings))),
                              squeeze=False, sharey=True)
+    loads = sorted(d.load.dropna().unique())
+    single = len(loads) == 1
     for i, (b, t1) in enumerate(settings):
         for ax, split in zip(axes[i], ("train", "test"), strict=True):
             s = _pick(d, beta=b, t1=t1, split=split)
@@ -208,13 +240,17 @@ def general_figure(df: pd.DataFrame):
                 r = summarize(s[s.method == m], ["load"], "bit_accuracy")
                 general = m.startswith("general-")
                 dodge = 0.002 * (k - (len(shown) - 1) / 2)   # keep the error bars apart
-                ax.errorbar(r.load + dodge, r["mean"], yerr=[r["mean"] - r.lo, r.hi - r["mean"]],
-                            color=COLORS[m], marker="o" if general else ".", ms=4,
-                            lw=2 if general else 1, ls="-" if general else "--",
-                            label=LABELS.get(m, m))
+                _series(ax, r.assign(load=r.load + dodge), "load", k, len(shown), single,
+                        LABELS.get(m, m), color=COLORS[m], marker="o" if general else ".",
+                        ms=4, lw=2 if general else 1, ls="-" if general else "--")
             n = int(s.n.iloc[0]) if len(s) else 0
-            ax.set(xlabel="load K/n", title=f"{split} samples, n={n}, beta={b:g}, t1={t1:g}")
+            if single:
+                _single_axis(ax, [LABELS.get(m, m) for m in shown], "load", loads[0])
+            else:
+                ax.set_xlabel("load K/n")
+            ax.set_title(f"{split} samples, n={n}, beta={b:g}, t1={t1:g}")
         axes[i, 0].set_ylabel("bit accuracy at t1")
-    axes[0, 1].legend(fontsize=7)
+    if not single:
+        axes[0, 1].legend(fontsize=7)
     fig.tight_layout()
     return fig

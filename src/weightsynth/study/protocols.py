@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.cost import evaluate_index
-from .config import BASE_METHODS
+from .config import BASE_METHODS, validate_cell
 from .data import Samples, cell_rng, digits_exemplars, n_exemplars, noisy_samples, random_exemplars
 from .methods import CONTINUOUS, Task, hopfield_matrix, run_method, training_pairs
 
@@ -234,3 +234,9 @@ def digits_examples(*, noise: float, beta: float, t1: float, seed: int = 0,
 
 
 #: protocol name -> function(**cell) -> list of tidy records
+
+
+# the sweep engine's dry run: parameter values are checked before any cell runs
+autoassoc_cell.validate = validate_cell
+digits_cell.validate = validate_cell
+weights_cell.validate = validate_cell

@@ -12,6 +12,8 @@ from dataclasses import asdict
 
 import pandas as pd
 
+from .maps_report import section_html as maps_section_html
+
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}
@@ -20,6 +22,7 @@ td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
 th{background:#f2f2f2}
 .held{background:#d9f2d9}.not-held{background:#f8d7d7}.some{background:#fff3cd}
 .unmeasured{background:#eee}
+dt{font-weight:bold;margin-top:0.4em}dd{margin-left:1.5em}
 figure{margin:1.5em 0}figcaption{font-size:0.9em;color:#444}
 img{max-width:100%}code{background:#f4f4f4;padding:0 3px}
 """
@@ -40,14 +43,56 @@ FIGURE_CAPTIONS = {
               "method's recall; accuracy versus t.",
     "weights": "(e) The weight program: W*(t) heatmaps, the Hopfield matrix W_H, and their "
                "relative distance over t.",
+    "maps_error": "Arbitrary maps: test error on fresh inputs against the "
+                  "training-set size (digits, smooth teacher) and the load K/n (random "
+                  "heteroassociation), mean and 95% band over seeds.",
+    "maps_confusion": "Digits confusion matrices at the largest training set, summed over "
+                      "seeds.",
     "general": "General recall indices: bit accuracy at t1 of the programs "
                "synthesized for the terminal output correlation and the terminal squared "
                "error, against the baselines on the same samples (mean and 95% interval).",
 }
 
 
+#: the method names of the tables and figures, in words (also in docs/experiments.md)
+GLOSSARY = {
+    "optimal": "the optimal weight program W*(t) = beta Theta^T g(Z(t)) (derivation eq. 7), "
+               "synthesized from the training pairs, in the continuous network N",
+    "outer_continuous": "Hopfield's outer-product matrix of the training targets at the same "
+                        "scale, W_H = beta Theta^T Theta, constant, in the same network N",
+    "outer_discrete": "the Hebbian matrix (1/n) sum_k xi_k xi_k^T of the exemplars (zero "
+                      "diagonal) in Hopfield's discrete network (asynchronous sign updates)",
+    "projection": "the projection (pseudo-inverse) rule on the exemplars, same discrete "
+                  "network",
+    "storkey": "Storkey's (1997) incremental rule on the exemplars, same discrete network",
+    "dense": "a modern Hopfield network (dense associative memory): one softmax retrieval "
+             "step over the exemplars, then sign",
+    "input": "the corrupted input itself, before any recall",
+    "general-correlation": "a program synthesized by the forward-backward sweep for the "
+                           "terminal output correlation index, in N",
+    "general-squared_error": "a program synthesized by the forward-backward sweep for the "
+                             "terminal squared output error index, in N",
+}
+
+
 def _esc(x) -> str:
     return html.escape(str(x))
+
+
+def plain(value) -> str:
+    """A parameter value as a reader writes it: ``64`` for ``(64,)``, ``0.05, 0.1`` for a
+    list, no Python brackets or quotes."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain(v) for v in value) if value else "(none)"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def glossary_html() -> str:
+    items = "".join(f"<dt><code>{_esc(k)}</code></dt><dd>{_esc(v)}</dd>"
+                    for k, v in GLOSSARY.items())
+    return f"<h2>Methods</h2><dl>{items}</dl>"
 
 
 def claims_html(table: pd.DataFrame) -> str:
@@ -114,7 +159,7 @@ def _errors_section(errors) -> str:
 def build_report(config, claims: pd.DataFrame, details: dict, figures: dict,
                  meta: dict, errors: pd.DataFrame | None = None) -> str:
     """The full HTML page as a string (``errors``: failed cells, listed if any)."""
-    params = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>"
+    params = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(plain(v))}</td></tr>"
                      for k, v in asdict(config).items())
     info = "".join(f"<li>{_esc(k)}: {_esc(v)}</li>" for k, v in meta.items())
     figs = "\n".join(_figure(name, f["png"]) for name, f in figures.items())
@@ -130,6 +175,7 @@ Hopfield's outer-product rule and other baselines, over the training samples and
 samples. Bit accuracy is that of sign(z); intervals are 95% Student-t intervals over
 seeds, differences paired by seed.</p>
 {quick}
+{glossary_html()}
 <h2>The paper's claims</h2>
 {claims_html(claims)}
 {_detail("Claim 2 per setting: min over t of ||W*(t)-W_H||/||W_H||", details.get("hopfield"))}
@@ -138,6 +184,7 @@ seeds, differences paired by seed.</p>
 {_detail("Claim 4 per setting (fresh samples): optimal - outer product",
          details.get("test"))}
 {_general_section(details)}
+{maps_section_html(details)}
 {_errors_section(errors)}
 <h2>Figures</h2>
 {figs}

@@ -15,11 +15,12 @@ import pandas as pd
 from .config import BASE_METHODS, StudyConfig
 from .data import n_exemplars
 from .general import general_study_cell
+from .maps import maps_cell
 from .protocols import autoassoc_cell, digits_cell, weights_cell
 
 # the study's protocols by name (also declared as weightsynth.protocols entry points)
 PROTOCOLS = {"autoassoc": autoassoc_cell, "digits": digits_cell, "weights": weights_cell,
-             "general": general_study_cell}
+             "general": general_study_cell, "maps": maps_cell}
 
 
 def _common(c: StudyConfig) -> dict:
@@ -61,7 +62,29 @@ def expand_grid(config: StudyConfig) -> dict[str, list[dict]]:
     if indices:
         grids["general"] = _general_cells(c, indices, tuple(m for m in methods
                                                             if m != "dense"))
+    grids["maps"] = maps_cells(c)
     return {k: v for k, v in grids.items() if v}
+
+
+def maps_cells(c: StudyConfig) -> list[dict]:
+    """Protocol maps (issue 12): hetero at maps_loads x maps_noise (n = 100), digits and
+    smooth (n = 32) at their training-set sizes, maps_seeds seeds each; digits cells at the
+    largest size also record the confusion matrix. Quick mode skips the tuning fits."""
+    common = dict(base_seed=c.seed, methods=tuple(c.maps_methods), quick=c.quick,
+                  tune=not c.quick)
+    cells = []
+    for s in range(c.maps_seeds):
+        if "hetero" in c.maps_tasks:
+            cells += [dict(common, task="hetero", n=100, load=ld, noise=nz, seed=s)
+                      for ld, nz in itertools.product(c.maps_loads, c.maps_noise)]
+        if "digits" in c.maps_tasks:
+            big = max(c.maps_digits_sizes)
+            cells += [dict(common, task="digits", size=sz, seed=s, with_confusion=sz == big)
+                      for sz in c.maps_digits_sizes]
+        if "smooth" in c.maps_tasks:
+            cells += [dict(common, task="smooth", n=32, size=sz, seed=s)
+                      for sz in c.maps_smooth_sizes]
+    return cells
 
 
 def _general_cells(c: StudyConfig, indices: tuple, baselines: tuple) -> list[dict]:

@@ -29,12 +29,23 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     return m, float(lo), float(hi)
 
 
+#: the range of each bounded metric: intervals of its mean are clipped to it
+RANGES = {"bit_accuracy": (0.0, 1.0), "exact_recall": (0.0, 1.0), "overlap": (-1.0, 1.0)}
+
+
 def summarize(df: pd.DataFrame, by: list[str], value: str, level: float = 0.95
               ) -> pd.DataFrame:
-    """Per group of ``by``: mean, CI bounds ``lo``/``hi`` and ``count`` of ``value``."""
+    """Per group of ``by``: mean, CI bounds ``lo``/``hi`` and ``count`` of ``value``.
+
+    For a metric with a known range (:data:`RANGES`, e.g. bit accuracy in [0, 1]) the
+    interval is clipped to it: the mean of values in [0, 1] lies in [0, 1], whatever a
+    Student-t interval on few seeds says.
+    """
     out = []
+    lo_max, hi_max = RANGES.get(value, (-np.inf, np.inf))
     for key, g in df.groupby(by, dropna=False, sort=True):
         m, lo, hi = mean_ci(g[value].to_numpy(), level)
+        lo, hi = max(lo, lo_max), min(hi, hi_max)
         key = key if isinstance(key, tuple) else (key,)
         out.append(dict(zip(by, key, strict=True), mean=m, lo=lo, hi=hi,
                         count=int(np.isfinite(g[value]).sum())))

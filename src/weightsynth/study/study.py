@@ -30,7 +30,7 @@ from ..engine.config import cell_key
 from ..engine.results import CorruptFileWarning
 from ..engine.sweep import load_errors, load_results, local_cluster, run_sweep
 from ..formats.program_file import atomic_write_bytes
-from . import plots
+from . import maps_report, plots
 from .claims import decide_claims
 from .config import BASE_METHODS, StudyConfig
 from .protocols import digits_examples, weight_snapshots
@@ -42,7 +42,7 @@ SORT_KEYS = ["protocol", "method", "split", "n", "load", "noise", "beta", "t1", 
 #: (in the report's parameter table), dropped so both runners give the same table.
 ENGINE_COLUMNS = {"cell_key", "base_seed", "samples_per_exemplar",
                   "test_samples_per_exemplar", "amplitude", "n_times", "pad_K", "nodes",
-                  "max_iter"}
+                  "max_iter", "size", "with_confusion", "quick", "tune"}
 
 
 def tidy(frames) -> pd.DataFrame:
@@ -58,7 +58,8 @@ def tidy(frames) -> pd.DataFrame:
             df[col] = pd.to_numeric(df[col].astype("float64"), errors="coerce")
     lead = [c for c in [*SORT_KEYS, "K", "L", "solver"] if c in df]
     df = df[lead + sorted(set(df.columns) - set(lead))]
-    return df.sort_values(SORT_KEYS, kind="stable", ignore_index=True)
+    keys = SORT_KEYS + [k for k in ("task", "L") if k in df]  # maps: one row per task, L
+    return df.sort_values(keys, kind="stable", ignore_index=True)
 
 
 def run_all(config: StudyConfig, progress: bool = True) -> pd.DataFrame:
@@ -126,6 +127,9 @@ def make_figures(df: pd.DataFrame, config: StudyConfig) -> dict[str, dict[str, b
     }
     if (df.protocol == "general").any():
         figs["general"] = plots.general_figure(df)
+    if (df.protocol == "maps").any():
+        figs["maps_error"] = maps_report.error_figure(df)
+        figs["maps_confusion"] = maps_report.confusion_figure(df)
     return {name: plots.render(fig) for name, fig in figs.items()}
 
 

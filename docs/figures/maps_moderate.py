@@ -1,0 +1,33 @@
+"""The moderate run of protocol maps quoted in README.md and docs/experiments.md.
+
+3 seeds; hetero at K/n in {0.05, 0.15, 0.3} x noise {0.1, 0.25}; digits and smooth at
+L in {50, 200, 800}; every method, tuned as in the full study. Cells run in this process
+(run_cells), the same cell function the Dask engine calls. Writes maps_moderate.parquet
+and the figures maps_error.png, maps_confusion.png next to this file.
+
+    PYTHONPATH=src .venv/bin/python docs/figures/maps_moderate.py
+"""
+
+import warnings
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from weightsynth.study import default_config, with_overrides  # noqa: E402
+from weightsynth.study.maps_report import confusion_figure, error_figure  # noqa: E402
+from weightsynth.study.plots import render  # noqa: E402
+from weightsynth.study.runner import maps_cells, run_cells  # noqa: E402
+
+HERE = Path(__file__).parent
+
+if __name__ == "__main__":
+    warnings.simplefilter("ignore")
+    c = with_overrides(default_config(), dict(
+        maps_seeds=3, maps_loads=[0.05, 0.15, 0.3], maps_noise=[0.1, 0.25],
+        maps_digits_sizes=[50, 200, 800], maps_smooth_sizes=[50, 200, 800]))
+    df = run_cells("maps", maps_cells(c))
+    df.to_parquet(HERE / "maps_moderate.parquet")
+    for name, fig in (("maps_error", error_figure(df)), ("maps_confusion", confusion_figure(df))):
+        (HERE / f"{name}.png").write_bytes(render(fig)["png"])

@@ -1,0 +1,248 @@
+r"""Feedback solver for the general problem: W(t) = C(t)^T g(Z(t)), C optimized by L-BFGS.
+
+For the network f = -z + W g(z) + d(t) and an index whose running cost does not depend on W,
+every stationary program is W = -beta Lambda^T G (eq. 20), so the solver searches the
+programs W = C^T G with C (L x n) piecewise linear on T nodes (eq. 21); for the driven
+network f = -z + W x_r(t) + d(t) the same holds with G replaced by the signal X(t). Each
+evaluation of S costs O(n L^2) and never forms W.
+
+J(C) is the discretized index (feedback_kernel); its exact gradient comes from reverse-mode
+autodiff through the fixed-step solve. optimistix's L-BFGS minimizes it in the variables
+P_k = sqrt(w_k) R_k C_k, R_k^T R_k = K(t_k) (eq. 22), the L2 metric of W, refreshed along
+the current trajectory every ``refresh`` iterations. The iterations run inside one compiled
+chunk of ``chunk`` L-BFGS steps; only the history crosses to Python between chunks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from ..core.ode import SolverConfig
+from ..core.program import Program, WeightProgram
+from . import feedback_kernel as fk
+from .feedback_loop import Options, minimize
+from .feedback_program import FeedbackProgram
+from .grid_program import GridProgram
+from .indices import (
+    _correlation_terminal,
+    _minus_z_theta,
+    _paper_running,
+    _squared_error_terminal,
+)
+from .problem import DrivenDynamics, NetworkDynamics, Problem
+from .solvers import GeneralResult, _check_common
+
+_KINDS = {_correlation_terminal: "correlation", _squared_error_terminal: "squared_error"}
+
+
+def _index_kind(problem: Problem) -> str:
+    idx = problem.index
+    term, run = getattr(idx.terminal, "func", None), getattr(idx.running, "func", None)
+    if term is _minus_z_theta and run is _paper_running:
+        return "paper"
+    if term in _KINDS and idx.name in ("correlation", "squared_error"):
+        return _KINDS[term]
+    return "custom"
+
+
+def _check_feedback_form(problem: Problem, kind: str) -> str:
+    """The dynamics kind; refuses problems outside the feedback form (eq. 20)."""
+    dyn = problem.dynamics
+    if isinstance(dyn, NetworkDynamics):
+        basis = "network"
+    elif isinstance(dyn, DrivenDynamics):
+        basis = "driven"
+    else:
+        raise ValueError("feedback_synthesize needs dynamics='network' or 'driven' (f affine "
+                         "in W); use direct_synthesize or sweep_synthesize for custom dynamics")
+    if kind == "custom":  # l must not depend on W: probe dl/dW at a random W
+        Z0, Th = jnp.asarray(problem.Z0), jnp.asarray(problem.Theta)
+        W = jnp.asarray(np.random.default_rng(0).standard_normal((problem.n,) * 2),
+                        problem.dtype)
+        dW = jax.grad(lambda W: problem.index.running(Z0, W, problem.t0, Th))(W)
+        if not bool(jnp.all(dW == 0)):
+            raise ValueError("feedback_synthesize needs a running cost l that does not depend "
+                             "on W (then W = -beta Lambda^T g(Z)); use direct_synthesize")
+    return basis
+
+
+def _spec_data(problem: Problem, nodes: int, substeps: int, solver: str):
+    for v, name in ((nodes, "nodes"), (substeps, "substeps")):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if nodes < 2:
+        raise ValueError(f"nodes must be at least 2, got {nodes}")
+    if solver not in fk.TABLEAUS:
+        raise ValueError(f"unknown solver {solver!r}; known: {', '.join(fk.TABLEAUS)}")
+    kind = _index_kind(problem)
+    basis = _check_feedback_form(problem, kind)
+    dt = problem.dtype
+    spec = fk.Spec(problem.activation, kind, basis, int(nodes), int(substeps), solver)
+    Theta = jnp.asarray(problem.Theta)
+    TT = Theta @ Theta.T if kind == "paper" else jnp.zeros((), dt)
+    dyn = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dt) if isinstance(x, np.ndarray)
+                                 else x, problem.dynamics)
+    data = fk.Data(jnp.asarray(problem.Z0), Theta, TT, jnp.asarray(problem.beta, dt),
+                   jnp.asarray(problem.t0, dt), jnp.asarray(problem.t1, dt), dyn,
+                   problem.index if kind == "custom" else None)
+    return spec, data
+
+
+def estimate_memory(problem: Problem, nodes: int = 26, substeps: int = 1,
+                    solver: str = "rk4", history_length: int = 10) -> int:
+    """Bytes the feedback solver needs, about: the stored stages of every step for the
+    reverse pass, the L-BFGS history and the metric factors."""
+    L, n, T = problem.L, problem.n, nodes
+    item = np.dtype(problem.dtype).itemsize
+    stages = len(fk.TABLEAUS[solver][0]) if solver in fk.TABLEAUS else 4
+    # node states kept by the scan (and its tangent), one interval's stages rematerialized
+    per_state = L * n + 2 * L * L
+    return item * (4 * T * L * n + 3 * substeps * (stages + 2) * per_state
+                   + T * L * n * (2 * history_length + 12) + 2 * T * L * L)
+
+
+def _check_memory(need: int, limit) -> None:
+    if limit is None:
+        import psutil
+
+        limit = int(0.8 * psutil.virtual_memory().available)
+    if need > limit:
+        raise ValueError(f"the problem needs about {need / 2**30:.2f} GiB, more than the "
+                         f"{limit / 2**30:.2f} GiB allowed (memory_limit); use fewer nodes or "
+                         "substeps, a smaller L, or float32")
+
+
+def _initial_coef(problem: Problem, W0, spec) -> np.ndarray:
+    """C0 (T, L, n) from W0: None/'zero' (W = 0), 'closed_form' (C = beta Theta, the paper's
+    W*, eq. 7), a WeightProgram of the same data (likewise), a FeedbackProgram (its C
+    resampled), or an (L, n) / (T, L, n) array of coefficients."""
+    T, L, n, dt = spec.T, problem.L, problem.n, problem.dtype
+    if W0 is None or (isinstance(W0, str) and W0 == "zero"):
+        return np.zeros((T, L, n), dt)
+    if isinstance(W0, str) and W0 == "closed_form":
+        W0 = problem.beta * np.asarray(problem.Theta)
+    elif isinstance(W0, WeightProgram):
+        if W0.Theta.shape != (L, n):
+            raise ValueError(f"W0 holds L x n = {W0.Theta.shape}, the problem {(L, n)}")
+        W0 = W0.beta * np.asarray(W0.Theta)
+    elif isinstance(W0, FeedbackProgram):
+        if W0.C.shape[1:] != (L, n):
+            raise ValueError(f"W0 holds L x n = {W0.C.shape[1:]}, the problem {(L, n)}")
+        ts = problem.t0 + (problem.t1 - problem.t0) * np.arange(T) / (T - 1)
+        W0 = np.asarray(jax.vmap(W0._coef)(jnp.asarray(ts, dt)))
+    elif isinstance(W0, Program) or isinstance(W0, str):
+        raise ValueError("feedback_synthesize starts from 'zero', 'closed_form', a WeightProgram,"
+                         f" a FeedbackProgram or coefficients C, got {W0!r}")
+    C = np.asarray(W0, dtype=dt)
+    if C.shape == (L, n):
+        C = np.broadcast_to(C, (T, L, n)).copy()
+    if C.shape != (T, L, n) or not np.isfinite(C).all():
+        raise ValueError(f"W0 as coefficients must be a finite ({L}, {n}) or ({T}, {L}, {n}) "
+                         f"array, got shape {C.shape}")
+    return C
+
+
+def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps: int = 1,
+                        solver: str = "rk4", max_iter: int = 1000, rtol: float = 1e-6,
+                        gtol: float = 0.0, ftol: float = 1e-15, history_length: int = 20,
+                        precondition: bool = True, refresh: int = 50, chunk: int = 10,
+                        max_rejections: int = 60,
+                        continuation="auto",
+                        memory_limit: int | None = None, progress: bool = False
+                        ) -> GeneralResult:
+    r"""Feedback solver: W = C^T g(Z) (eqs. 20-22), C on ``nodes`` nodes, L-BFGS on the
+    exact discrete gradient in the L2 metric of W.
+
+    Converged when the gradient norm (the stationarity residual, in the metric of eq. 22)
+    falls to ``max(gtol, rtol * residual at W0)``, or J changes by at most ``ftol`` |J| in
+    one accepted step; ``max_iter`` accepted steps in all without that: not converged.
+    ``W0``: see :func:`_initial_coef` ('zero', 'closed_form', a program, or coefficients).
+    ``continuation``: fractions of the horizon solved first, each warm-starting the next
+    with the same node values (C as a function of (t - t0)/(t1 - t0)); every stage stops at
+    the full problem's ``rtol`` threshold. ``()``: the full horizon only. ``"auto"``
+    (default): (1/16, 1/8, 1/4, 1/2) for the paper's index, whose beta Q term couples the
+    samples so strongly that L-BFGS stalls on the full horizon from W = 0, else ().
+    ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
+    ``memory_limit``: bytes (default 80% of the available memory); a larger estimate
+    (:func:`estimate_memory`) is refused up front with a ``ValueError``.
+    """
+    _check_common(problem, max_iter, ftol, gtol)
+    if not (isinstance(rtol, (int, float)) and 0 <= rtol < 1):
+        raise ValueError(f"rtol must be in [0, 1), got {rtol!r}")
+    if isinstance(continuation, str) and continuation == "auto":
+        continuation = (0.0625, 0.125, 0.25, 0.5) if _index_kind(problem) == "paper" else ()
+    fracs = [float(f) for f in continuation]
+    if any(not 0 < f < 1 for f in fracs):
+        raise ValueError(f"continuation fractions must lie in (0, 1), got {continuation!r}")
+    spec, data = _spec_data(problem, nodes, substeps, solver)
+    _check_memory(estimate_memory(problem, nodes, substeps, solver, history_length),
+                  memory_limit)
+    C = C0 = jnp.asarray(_initial_coef(problem, W0, spec))
+    opt = Options(max_iter, rtol, gtol, ftol, history_length, precondition, refresh, chunk,
+                  max_rejections)
+    bar = _bar(progress, max_iter)
+    t_start, rows, it = time.perf_counter(), [], 0
+    stop = None
+    if fracs:  # the threshold of the full problem at W0: J and its gradient there
+        _, part, _, _, _, res0 = minimize(C, data, spec, replace(opt, max_iter=0))
+        stop = max(gtol, rtol * res0)
+    for f in [*fracs, 1.0]:
+        t1 = problem.t0 + f * (problem.t1 - problem.t0)
+        stage = eqx.tree_at(lambda d: d.t1, data, jnp.asarray(t1, problem.dtype))
+        C, part, converged, reason, it, _ = minimize(C, stage, spec, opt, it, t_start, bar,
+                                                     stop)
+        rows += part
+        if f < 1.0 and not converged and "cap" not in reason:
+            break  # a failed stage: report it (the program is for the full horizon below)
+    if bar is not None:
+        bar.close()
+    Zs, J_full = fk.node_states(C, data, spec)
+    if not (np.isfinite(float(J_full)) and bool(jnp.all(jnp.isfinite(Zs)))):
+        # a short-horizon stage failed and its C blows up on [t0, t1]: W0 is the last good
+        C, converged = C0, False
+        reason = f"{reason}; on the full horizon that program diverges: W0 returned"
+        rows.append(dict(iteration=it, J=float(fk.node_states(C0, data, spec)[1]),
+                         residual=np.nan, t1=problem.t1, evals=np.nan,
+                         seconds=time.perf_counter() - t_start))
+    history = pd.DataFrame(rows, columns=["iteration", "J", "residual", "t1", "evals",
+                                          "seconds"])
+    J, res = float(history["J"].iloc[-1]), float(history["residual"].iloc[-1])
+    settings = dict(method="feedback", nodes=nodes, substeps=substeps, solver=solver,
+                    max_iter=max_iter, rtol=rtol, gtol=gtol, ftol=ftol, continuation=fracs,
+                    history_length=history_length, precondition=precondition, refresh=refresh)
+    stats = {"method": "feedback", "iterations": it, "converged": converged, "reason": reason,
+             "J": J, "residual": res}
+    prog = _program(problem, C, data, spec, stats)
+    return GeneralResult(prog, history, converged, reason, it, J, res, settings)
+
+
+def _program(problem: Problem, C, data, spec, stats) -> Program:
+    """The result: a FeedbackProgram (network) or a GridProgram of W_k = C_k^T X(t_k)."""
+    ts = np.asarray(fk.node_times(data, spec))
+    offs = np.stack([np.broadcast_to(np.asarray(problem.dynamics.offset(t), problem.dtype),
+                                     (problem.n,)) for t in ts])
+    cfg = SolverConfig(solver=spec.solver, steps=(spec.T - 1) * spec.substeps)
+    common = dict(activation=problem.activation, t0=problem.t0, t1=problem.t1, solver=cfg,
+                  stats=stats)
+    if spec.basis == "network":
+        Zs, _ = fk.node_states(C, data, spec)
+        return FeedbackProgram(Z0=problem.Z0, C=np.asarray(C), Zs=np.asarray(Zs), drive=offs,
+                               **common)
+    X = np.stack([np.asarray(fk.basis(None, t, data, spec)) for t in ts])
+    W = np.einsum("kln,klm->knm", np.asarray(C), X)
+    return GridProgram(W=W, drive=offs, **common)
+
+
+def _bar(progress: bool, total: int):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="feedback")

@@ -1,0 +1,188 @@
+"""The feedback solver (W = C^T g(Z), docs/general.md) against independent references.
+
+References: CasADi direct collocation of the problem in W itself (tests/_casadi_reference.py,
+n = 4, L = 3); a plain NumPy RK4 that forms W(t) and re-scores J (tests/_reference.py); the
+closed form W* = beta Theta^T g(Z) and J* on the paper's index; scipy's Riccati ODE on a
+linear-quadratic case; central finite differences of the NumPy J. All problems share
+n = 4, L = 3, T = 21 nodes where possible so the compiled chunk is reused.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+import weightsynth as ws
+from weightsynth.control import feedback_kernel as fk
+from weightsynth.control.feedback import _spec_data, estimate_memory, feedback_synthesize
+from weightsynth.control.feedback_program import FeedbackProgram
+
+from . import _reference as ref
+from .test_general import _lq_reference
+
+BETA, T1, NODES = 0.5, 1.0, 21
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(7)
+    theta = np.sign(rng.standard_normal((3, 4)))
+    return theta * rng.uniform(0.2, 0.8, (3, 4)), theta
+
+
+@pytest.fixture(scope="module")
+def solved(data):
+    phi, theta = data
+    out = {}
+    for kind in ("correlation", "squared_error"):
+        p = ws.Problem(phi, theta, kind, beta=BETA, t1=T1)
+        out[kind] = (p, feedback_synthesize(p, nodes=NODES))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["correlation", "squared_error"])
+def test_matches_casadi_collocation_in_W(data, solved, kind):
+    cr = pytest.importorskip("tests._casadi_reference")
+    pytest.importorskip("casadi")
+    phi, theta = data
+    J_ref, times, W_ref = cr.solve(phi, theta, BETA, T1, kind, N=12)
+    res = solved[kind][1]
+    assert res.converged, res.reason
+    assert isinstance(res.program, FeedbackProgram)
+    assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)  # measured 8e-9 (correlation)
+    assert np.max(np.abs(res.program.weights(times) - W_ref)) <= 1e-3  # measured 2e-5
+
+
+@pytest.mark.parametrize("kind", ["correlation", "squared_error"])
+def test_numpy_rk4_forming_W_rescores_J(data, solved, kind):
+    phi, theta = data
+    res = solved[kind][1]
+    prog = res.program
+    J_np, Zs = ref.rescore_feedback(np.asarray(prog.C), np.arctanh(phi), theta, BETA, 0.0, T1,
+                                    1, kind)
+    assert abs(J_np - res.J) <= 1e-10 * abs(J_np)
+    np.testing.assert_allclose(prog.weights(prog.ts),
+                               ref.feedback_weights(np.asarray(prog.C), Zs, 0.0, T1), atol=1e-10)
+    # finer integration of the same program: J moves by the O(h^4) RK4 error only
+    J_fine, _ = ref.rescore_feedback(np.asarray(prog.C), np.arctanh(phi), theta, BETA, 0.0,
+                                     T1, 8, kind)
+    assert abs(J_fine - res.J) <= 1e-7 * abs(J_fine)
+
+
+def test_stationary_by_finite_differences_of_numpy_J(data, solved):
+    """Central differences of the independent NumPy J: zero at the optimum (up to rtol), and
+    equal to the solver's gradient at a non-optimal C."""
+    phi, theta = data
+    p, res = solved["correlation"]
+    C = np.asarray(res.program.C)
+    rng = np.random.default_rng(3)
+    spec, dat = _spec_data(p, NODES, 1, "rk4")
+    C1 = C + 0.3 * rng.standard_normal(C.shape)
+    grad = np.asarray(jax.grad(fk.cost)(jax.numpy.asarray(C1), dat, spec))
+    eps = 1e-5
+    for _ in range(3):
+        D = rng.standard_normal(C.shape)
+
+        def J(Cx):
+            return ref.rescore_feedback(Cx, np.arctanh(phi), theta, BETA, 0.0, T1, 1,
+                                        "correlation")[0]
+
+        fd_opt = (J(C + eps * D) - J(C - eps * D)) / (2 * eps)
+        fd = (J(C1 + eps * D) - J(C1 - eps * D)) / (2 * eps)
+        assert abs(fd - np.sum(grad * D)) <= 1e-7 * abs(fd)
+        assert abs(fd_opt) <= 1e-5 * abs(fd)
+
+
+@pytest.mark.parametrize("start", ["zero", "closed_form"])
+def test_paper_index_reaches_closed_form_program(data, start):
+    phi, theta = data
+    p = ws.Problem(phi, theta, "paper", beta=BETA, t1=T1)
+    res = feedback_synthesize(p, W0=start, nodes=NODES)
+    J_star = -np.sum(np.arctanh(phi) * theta)
+    assert res.converged, res.reason
+    assert abs(res.J - J_star) <= 1e-8 * abs(J_star)
+    ts = np.linspace(0.0, T1, 7)
+    W_ref = ws.synthesize(phi, theta, beta=BETA, t1=T1).weights(ts)
+    assert np.max(np.abs(res.program.weights(ts) - W_ref)) <= 1e-4  # measured ~1e-6
+    # the core's own index (N under W(t), adaptive) scores the program at J*
+    J_core = ws.performance_index(res.program, phi, theta, beta=BETA, t1=T1)
+    assert abs(J_core - J_star) <= 1e-8 * abs(J_star)
+    # Armijo line search: J never increases within a stage (one horizon), up to round-off
+    for _, stage in res.history.groupby("t1"):
+        assert np.all(np.diff(stage["J"].to_numpy()) <= 1e-11 * abs(J_star))
+
+
+def test_linear_quadratic_case_matches_scipy_riccati():
+    rng = np.random.default_rng(11)
+    X = rng.uniform(-1, 1, (2, 3))
+    Theta = rng.uniform(-1, 1, (2, 3))
+    q, beta, t1 = 0.7, 2.0, 1.0
+    index = ws.custom_index(
+        terminal=lambda Z1, Th: ((Z1 - Th) ** 2).sum(),
+        running=lambda Z, W, t, Th: 0.5 * q * (Z**2).sum(), name="lq")
+    p = ws.Problem(X, Theta, index, beta=beta, t1=t1, activation="linear", dynamics="driven",
+                   signal=X)
+    ts = np.linspace(0.0, t1, 7)
+    J_ref, W_ref = _lq_reference(X, Theta, q, beta, t1, ts)
+    res = feedback_synthesize(p, nodes=41, rtol=1e-10)
+    assert res.converged, res.reason
+    assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
+    # O(h^2) of piecewise-linear C: measured 1.5e-4 at T = 41
+    assert np.max(np.abs(res.program.weights(ts) - W_ref)) <= 1e-3
+
+
+def test_program_saves_loads_and_recalls_like_numpy(data, solved, tmp_path):
+    phi, theta = data
+    prog = solved["correlation"][1].program
+    path = tmp_path / "f.safetensors"
+    prog.save(path)
+    back = ws.load_program(path)
+    assert isinstance(back, FeedbackProgram)
+    ts = np.linspace(0.0, T1, 5)
+    np.testing.assert_array_equal(back.weights(ts), prog.weights(ts))
+    # a query runs N under W(t) = C^T g(Z(t)); NumPy RK4 forming W, same grid
+    x = 0.9 * phi[:2] + 0.05
+    _, Zs = ref.rescore_feedback(np.asarray(prog.C), np.arctanh(phi), theta, BETA, 0.0, T1, 1,
+                                 "correlation")
+    C = np.asarray(prog.C)
+
+    def f(t, y):
+        Z, Q = y
+        k = min(int(t / 0.05 + 1e-9), NODES - 2)
+        s = (t - 0.05 * k) / 0.05
+        W = (C[k] + s * (C[k + 1] - C[k])).T @ np.tanh(Z)
+        return (-Z + np.tanh(Z) @ W.T, -Q + np.tanh(Q) @ W.T)
+
+    _, ys = ref.rk4(f, (np.arctanh(phi), np.arctanh(x)), 0.0, T1, NODES - 1)
+    np.testing.assert_allclose(back.recall(x), np.tanh(ys[-1][1]), atol=1e-12)
+    # a training input reproduces its own row of S
+    np.testing.assert_allclose(back.trajectory(phi, [T1])[0], Zs[-1], atol=1e-12)
+
+
+def test_cap_is_never_converged_and_bad_input(data):
+    phi, theta = data
+    p = ws.Problem(phi, theta, "correlation", beta=BETA, t1=T1)
+    res = feedback_synthesize(p, nodes=NODES, max_iter=2)
+    assert not res.converged and "iteration cap" in res.reason and res.iterations == 2
+    with pytest.raises(ValueError, match="GiB"):
+        feedback_synthesize(p, nodes=NODES, memory_limit=1000)
+    assert estimate_memory(p, NODES) > 0
+    with pytest.raises(ValueError, match="W0"):
+        feedback_synthesize(p, nodes=NODES, W0=np.zeros((5, 5)))
+    with pytest.raises(ValueError, match="custom dynamics"):
+        feedback_synthesize(ws.Problem(phi, theta, "correlation",
+                                       dynamics=lambda Z, W, t: -Z + Z @ W.T))
+    with pytest.raises(ValueError, match="does not depend"):
+        idx = ws.custom_index(running=lambda Z, W, t, Th: (W**2).sum())
+        feedback_synthesize(ws.Problem(phi, theta, idx))
+
+
+def test_divergent_problem_returns_last_good_program():
+    """Linear g and a reward unbounded below with a huge beta: stop, not converged, finite."""
+    rng = np.random.default_rng(4)
+    X = rng.uniform(-0.5, 0.5, (3, 4))
+    p = ws.Problem(X, np.sign(X), ws.custom_index(terminal=lambda Z1, Th: -(Z1**2).sum()),
+                   beta=1e8, t1=T1, activation="linear")
+    res = feedback_synthesize(p, nodes=NODES, max_iter=200)
+    assert not res.converged
+    assert np.isfinite(res.J)
+    assert np.isfinite(np.asarray(res.program.C)).all()
