@@ -1,5 +1,6 @@
-"""Protocol maps (issue 12): the classical associators against independent formulas, one
-cell of each task, the claims decided on constructed tables, figures and the section."""
+"""Protocol maps (docs/experiments.md, Arbitrary maps): the classical associators against
+independent formulas, one cell of each task, the claims decided on constructed tables,
+figures and the section."""
 
 import json
 

@@ -206,9 +206,10 @@ MAPS_CLAIMS = (
 
 
 def claim_maps(df: pd.DataFrame) -> tuple[list[dict], dict]:
-    """Issue 12, protocol maps: test error of ``synth`` minus each rival's, paired by seed,
-    per (task, n, load, noise, L). Classical claim: held where better than both associators;
-    scikit-learn claim: held where significantly worse than none of the models."""
+    """Protocol maps (docs/experiments.md): test error of ``synth`` minus each rival's,
+    paired by seed, per (task, n, load, noise, L). Classical claim: held where better than
+    both associators; scikit-learn claim: held where significantly worse than none of the
+    models."""
     mr = maps_report
     m = mr.maps_rows(df)
     if m.empty:
@@ -259,6 +260,6 @@ def decide_claims(df: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
     rows = [claim_w0(weights), c2, c3, c4, claim_index(auto)]
     if len(gen):
         rows += [claim_general(comp, gen, "train"), claim_general(comp, gen, "test")]
-    maps_claims, maps_details = claim_maps(df)  # issue 12: protocol maps
+    maps_claims, maps_details = claim_maps(df)  # protocol maps
     return pd.DataFrame(rows + maps_claims), {"hopfield": hop, "train": d3, "test": d4,
                                               "general": comp, **maps_details}

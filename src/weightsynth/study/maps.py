@@ -1,4 +1,5 @@
-r"""Protocol ``maps`` (issue 12): the synthesized network as a model of an arbitrary map.
+r"""Protocol ``maps`` (docs/experiments.md, Arbitrary maps): the synthesized network as a
+model of an arbitrary map.
 
 One cell = one task, one training-set size (or load and noise), one seed. Tasks:
 
