@@ -1,4 +1,4 @@
-"""Issue 12: fit and predict time of the estimators on the 8x8 digits, beside scikit-learn.
+"""Fit and predict time of the estimators on the 8x8 digits, beside scikit-learn.
 
 Training set: 1200 images (seeded split), test set: the other 597; n = 64 inputs,
 10 classes. Methods: the closed-form ``SynthesisClassifier`` (index "paper", the default

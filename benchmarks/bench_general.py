@@ -1,4 +1,4 @@
-"""Benchmark of the general solvers (issue 11): the six targets, the feedback solver beside
+"""Benchmark of the general solvers (docs/general.md): the six targets, the feedback solver beside
 today's sweep and direct solvers from the same run.
 
 Data: tanh, samples as rows. Targets 1 and 3: 10 (resp. L/5) bipolar exemplars x 5 noisy

@@ -22,13 +22,14 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "src" / "weightsynth"
 LAYER_OF = {"_version": "support", "errors": "support", "_validation": "support",
-            "_cache": "support", "_deprecation": "support",
+            "_cache": "support", "_deprecation": "support", "_interrupt": "support",
             "__init__": "face"}
 # layer -> (x, y, what it holds); higher layers sit higher. "support" (errors, validation,
 # version) is the floor every layer stands on: its arrows are left out.
 BOXES = {
     "cli": (3.6, 6.0, "cli.py\ncommand line: synthesize,\nsweep, reproduce"),
     "study": (3.6, 4.65, "study/\nthe paper's experiments,\nclaims, figures, report"),
+    "estimators": (0.9, 4.65, "estimators/\nscikit-learn classifier\nand regressor"),
     "control": (0.9, 3.3, "control/\ngeneral indices and state\nequations; sweep, direct"),
     "baselines": (3.6, 3.3, "baselines/\nouter product, projection,\nStorkey; recall"),
     "engine": (6.3, 3.3, "engine/\ngrids of cells on Dask,\nresults in Parquet"),
@@ -37,7 +38,8 @@ BOXES = {
 }
 #: curvature of the arrows that would otherwise cross a box
 BEND = {("study", "core"): 0.25, ("study", "formats"): -0.25, ("study", "control"): 0.1,
-        ("study", "engine"): -0.1, ("cli", "engine"): -0.2, ("control", "formats"): 0.55}
+        ("study", "engine"): -0.1, ("cli", "engine"): -0.2, ("control", "formats"): 0.55,
+        ("estimators", "core"): 0.45, ("estimators", "formats"): 0.0}
 
 
 def _layer(parts: tuple[str, ...]) -> str:
@@ -82,8 +84,9 @@ def main() -> None:
         ax.text(x, y, text, ha="center", va="center", fontsize=9, zorder=3)
     ax.add_patch(FancyBboxPatch((-0.25, 0.35), 7.7, 0.55, boxstyle="round,pad=0.05",
                                 fc="#eeeeee", ec="#7f8c8d", lw=1.0, zorder=2))
-    ax.text(3.6, 0.62, "errors, _validation, _version, _cache, _deprecation: used by "
-            "every layer (arrows not drawn)", ha="center", va="center", fontsize=9, zorder=3)
+    ax.text(3.6, 0.62, "errors, _validation, _version, _cache, _deprecation, _interrupt: "
+            "used by every layer (arrows not drawn)", ha="center", va="center", fontsize=9,
+            zorder=3)
     for src, dst in sorted(edges):
         if src not in BOXES or dst not in BOXES:
             continue

@@ -183,7 +183,7 @@ def assert_weights_match(weights, phi, theta, beta, t0, t1, name="tanh", gain=1.
     return diff
 
 
-# ---- general indices (issue 11) ----------------------------------------------------------
+# ---- general indices (derivation section 7) ----------------------------------------------
 def terminal_cost(kind: str, Z1, theta, g):
     """phi(Z(t1)): ``"correlation"`` -sum_r g(z_r).theta_r, ``"squared_error"``
     sum_r ||g(z_r) - theta_r||^2, ``"paper"`` -sum_r z_r.theta_r."""

@@ -3,8 +3,8 @@
 Every module's imports are read with ``ast``. The rules:
 
 * a module imports only its own layer and the layers that ``ALLOWED`` lists below it, so
-  imports and data flow one way (support -> formats -> core -> control, baselines -> study
-  -> cli; the engine beside them, knowing only support and formats);
+  imports and data flow one way (support -> formats -> core -> control, baselines ->
+  estimators -> study -> cli; the engine beside them, knowing only support and formats);
 * an import of a weightsynth module sits at module level, never inside a function or a
   class, so no cycle can hide behind a deferred import. Two exceptions: ``cli.py``, the
   entry point, loads each subcommand's layer when that subcommand runs (so ``--help`` and
@@ -32,7 +32,7 @@ PKG = ROOT / "src" / "weightsynth"
 #: top-level entry of the package -> layer
 LAYER_OF = {
     "_version": "support", "errors": "support", "_validation": "support",
-    "_cache": "support", "_deprecation": "support",
+    "_cache": "support", "_deprecation": "support", "_interrupt": "support",
     "formats": "formats", "core": "core", "control": "control", "baselines": "baselines",
     "engine": "engine", "study": "study", "cli": "cli", "__init__": "face",
     "estimators": "estimators",
@@ -44,13 +44,13 @@ ALLOWED = {
     "core": {"support", "formats"},
     "control": {"support", "formats", "core"},
     "baselines": {"support", "core"},
-    "engine": {"support", "formats"},
     "estimators": {"support", "formats", "core", "control"},
-    "study": {"support", "formats", "core", "control", "baselines", "engine", "estimators"},
-    "cli": {"support", "formats", "core", "control", "baselines", "engine", "study", "face",
-            "estimators"},
-    "face": {"support", "formats", "core", "control", "baselines", "engine", "study",
-             "estimators"},
+    "engine": {"support", "formats"},
+    "study": {"support", "formats", "core", "control", "baselines", "estimators", "engine"},
+    "cli": {"support", "formats", "core", "control", "baselines", "estimators", "engine",
+            "study", "face"},
+    "face": {"support", "formats", "core", "control", "baselines", "estimators", "engine",
+             "study"},
 }
 #: third-party packages a function may import where it uses them (heavy or optional)
 LAZY_OK = {"jax", "dask", "distributed", "rich", "tqdm", "sklearn", "matplotlib", "scipy",

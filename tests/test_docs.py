@@ -1,6 +1,6 @@
 """The Python sweep example of docs/sweeps.md runs as a script (its workers are spawned and
 re-import it), and the same script without the `if __name__ == "__main__":` guard stops at
-once with a message that says to add it (issue 13, item 2)."""
+once with a message that says to add it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The stored program between the solver's steps: it scores J* to the solve's tolerance at every
-beta and t1 (issue 13, item 1), W(t) matches an independent RK4 solve of S between stored
+beta and t1, W(t) matches an independent RK4 solve of S between stored
 times, and programs of new data with the same shapes share compiled code."""
 
 import warnings

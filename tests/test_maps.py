@@ -1,5 +1,6 @@
-"""Protocol maps (issue 12): the classical associators against independent formulas, one
-cell of each task, the claims decided on constructed tables, figures and the section."""
+"""Protocol maps (docs/experiments.md, Arbitrary maps): the classical associators against
+independent formulas, one cell of each task, the claims decided on constructed tables,
+figures and the section."""
 
 import json
 
@@ -75,8 +76,8 @@ def test_claims_decided_by_paired_intervals():
     assert details["maps_classical"].verdict.tolist() == ["better"]
     worse = _table([0.1, 0.12, 0.09, 0.11])
     assert claim_rows(worse)[0][0]["status"] == "not held"
-    # one seed: no interval, so no verdict either way
-    assert claim_rows(_table([-0.1]))[0][0]["status"] == "not held"
+    # one seed: no interval, so nothing is decided
+    assert claim_rows(_table([-0.1]))[0][0]["status"] == "not measured"
     assert claim_rows(pd.DataFrame({"protocol": ["autoassoc"]})) == ([], {})
 
 

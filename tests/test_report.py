@@ -93,7 +93,7 @@ def test_report_lists_failed_cells_and_general_section():
     assert plots.render(fig)["png"][:4] == b"\x89PNG"
 
 
-# ---- issue 13, item 7: what a reader of the report sees --------------------------------
+# ---- what a reader of the report sees --------------------------------
 def test_intervals_of_bounded_metrics_stay_in_range():
     from weightsynth.study.stats import summarize
 

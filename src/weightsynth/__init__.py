@@ -64,7 +64,7 @@ _EXPORTS: dict[str, str] = {
     "discrete_recall": ".baselines.retrieval",
     "dense_memory_recall": ".baselines.retrieval",
     "is_stable": ".baselines.retrieval",
-    # scikit-learn estimators (issue 12)
+    # scikit-learn estimators (docs/estimators.md)
     "SynthesisClassifier": ".estimators",
     "SynthesisRegressor": ".estimators",
 }

@@ -77,13 +77,13 @@ def synthesize(
         :class:`SolverConfig`, which then replaces ``steps``, ``rtol``, ``atol`` and
         ``max_steps``.
     steps:
-        Fixed-step solving with this many equal steps. ``None`` (default) solves adaptively
-        with tolerances ``rtol``/``atol``. Either way the program stores t0 and the end of
-        every step the solver took, plus interior points from the solver's dense output
-        where interpolating between steps (cubic Hermite with S's own slopes) would miss
-        the tolerance; so its index meets J* to the solve's tolerance. If it still may
-        cost more than 10 x rtol relative excess, an :class:`AccuracyWarning` names the
-        fix.
+        Fixed-step solving with this many equal steps; the program stores every step.
+        ``None`` (default) solves adaptively with tolerances ``rtol``/``atol`` and stores
+        t0, the end of every step the solver took, and interior points from the solver's
+        dense output where interpolating between steps (cubic Hermite with S's own
+        slopes) would miss the tolerance; so its index meets J* to the solve's tolerance.
+        If the stored program may still cost more than 10 x rtol relative excess (coarse
+        fixed steps), an :class:`AccuracyWarning` names the fix.
     n_save:
         Rows first reserved for the stored steps (t0 included); doubled, with one more
         compile, when the adaptive solver takes more steps.
@@ -126,7 +126,8 @@ def synthesize(
         coords=coords, solver=dataclasses.replace(cfg, progress=False),
         stats={"num_steps": num_steps, "accepted_steps": int(ts.shape[0]) - 1},
     )
-    prog = _refine(prog, dense)
+    if cfg.adaptive:  # fixed steps store exactly the steps asked for
+        prog = _refine(prog, dense)
     _warn_if_coarse(prog, cfg)
     return prog
 
@@ -154,12 +155,17 @@ def _stored_solve(X0, Z0, Theta, beta, t0, t1, act, coords, cfg, n_save, dt):
     finite = np.isfinite(X.reshape(X.shape[0], -1)).all(axis=1)
     raise_if_failed(True, finite, ts, "synthesis (closed-loop solve of S)")
     if not bool(ok):
-        last, size = float(ts[-1]), float(np.abs(X[-1]).max())
+        # near a blow-up the last steps may lie past the exact singularity (by the
+        # solve's error): report the last time the state was still moderate, 1e3 x its
+        # start, as the time up to which it was fine
+        size = np.abs(X.reshape(X.shape[0], -1)).max(axis=1)
+        fine = np.flatnonzero(size <= 1e3 * max(1.0, float(size[0]), float(np.abs(Z0).max())))
+        last = float(ts[fine[-1]] if fine.size else ts[0])
         raise SolveError(
-            f"synthesis (closed-loop solve of S) stopped at t={last:.6g} before t1={t1:g}: "
-            f"the step size collapsed (the state had grown to {size:.3g}: a blow-up?) or "
-            f"max_steps={cfg.max_steps} was reached; try fixed steps, looser tolerances or "
-            "a smaller beta", time=last)
+            f"synthesis (closed-loop solve of S) stopped at t={float(ts[-1]):.6g}, before "
+            f"t1={t1:g}: the step size collapsed or max_steps={cfg.max_steps} was reached; "
+            f"the state was moderate up to t={last:.6g} and grew to {size[-1]:.3g} (a "
+            "blow-up?); try fixed steps, looser tolerances or a smaller beta", time=last)
     return ts, X, int(nsteps), dense
 
 

@@ -3,10 +3,13 @@ from a script's unguarded top level (spawned workers re-import the ``__main__`` 
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import multiprocessing.spawn as spawn
 import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -25,9 +28,6 @@ def workers_ignore_sigint():
     handles Ctrl-C and closes the cluster. (The preload does the same for workers that a
     nanny restarts later.)
     """
-    import multiprocessing.spawn as spawn
-    import tempfile
-
     if os.name != "posix" or not Path("/bin/sh").exists():
         yield
         return
@@ -72,8 +72,6 @@ def check_main_guard() -> None:
 
 def _under_main_guard(path: str, line: int) -> bool:
     """Whether ``line`` of the script ``path`` lies in an ``if __name__ == "__main__":``."""
-    import ast
-
     try:
         tree = ast.parse(Path(path).read_text())
     except (OSError, SyntaxError, ValueError):

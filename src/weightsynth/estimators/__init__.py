@@ -50,14 +50,11 @@ import json
 import math
 from pathlib import Path
 
-import jax
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..control.problem import Problem
-from ..control.solvers import sweep_synthesize
 from ..core.activations import get_activation
 from ..core.program import load_program
 from ..core.synthesis import synthesize
@@ -71,28 +68,12 @@ from ._data import (
     pad_columns,
     pad_rows,
 )
+from ._solve import _general_program, _work_dtype
 
 FORMAT = "weightsynth-estimator"
 FORMAT_VERSION = 1
 _INDICES = ("paper", "correlation", "squared_error")
 _LAYOUTS = ("separate", "shared")
-
-
-def _general_program(phi, theta, index, beta, t1, activation, *, dtype, steps, solver,
-                     nodes, max_iter, seed):
-    """The program of a general index: the general solver, started from the closed-form
-    W* of the paper's index. The one place the estimators call the general solver."""
-    start = synthesize(phi, theta, beta=beta, t1=t1, activation=activation, steps=steps,
-                       solver=solver, dtype=dtype)
-    problem = Problem(phi, theta, index, beta=beta, t1=t1, activation=activation,
-                      dtype=dtype)
-    res = sweep_synthesize(problem, W0=start, nodes=nodes, max_iter=max_iter, seed=seed)
-    return res.program, {"converged": bool(res.converged), "reason": res.reason,
-                         "iterations": int(res.iterations)}
-
-
-def _work_dtype():
-    return np.float64 if jax.config.jax_enable_x64 else np.float32
 
 
 class _SynthesisBase(BaseEstimator):

@@ -206,9 +206,10 @@ MAPS_CLAIMS = (
 
 
 def claim_maps(df: pd.DataFrame) -> tuple[list[dict], dict]:
-    """Issue 12, protocol maps: test error of ``synth`` minus each rival's, paired by seed,
-    per (task, n, load, noise, L). Classical claim: held where better than both associators;
-    scikit-learn claim: held where significantly worse than none of the models."""
+    """Protocol maps (docs/experiments.md): test error of ``synth`` minus each rival's,
+    paired by seed, per (task, n, load, noise, L). Classical claim: held where better than
+    both associators; scikit-learn claim: held where significantly worse than none of the
+    models."""
     mr = maps_report
     m = mr.maps_rows(df)
     if m.empty:
@@ -217,7 +218,7 @@ def claim_maps(df: pd.DataFrame) -> tuple[list[dict], dict]:
     if "synth" not in set(m.method):
         return [], details
     seeds = int(m.groupby([*mr.KEYS, "method"], dropna=False).seed.nunique().min())
-    note = f"; {seeds} seeds per setting (95% t-intervals)" + (
+    note = f"; {seeds} seed(s) per setting (95% t-intervals; none with 1 seed)" + (
         f"; fewer than {MIN_SEEDS} seeds: indicative only" if seeds < MIN_SEEDS else "")
     rows = []
     for name, claim in MAPS_CLAIMS:
@@ -235,7 +236,8 @@ def claim_maps(df: pd.DataFrame) -> tuple[list[dict], dict]:
             f"in {int((g.verdict == 'worse').sum())}" for r, g in c.groupby("rival"))
         params = [f"held: {mr.where(per[ok])}" if ok.any() else "",
                   f"not held: {mr.where(per[~ok])}" if (~ok).any() else ""]
-        rows.append(dict(claim=claim, status=_status(int(ok.sum()), len(per)),
+        status = _status(int(ok.sum()), len(per)) if seeds >= 2 else UNMEASURED
+        rows.append(dict(claim=claim, status=status,
                          evidence=ev + note, parameters="; ".join(p for p in params if p)))
     return rows, details
 
@@ -258,6 +260,6 @@ def decide_claims(df: pd.DataFrame, config) -> tuple[pd.DataFrame, dict]:
     rows = [claim_w0(weights), c2, c3, c4, claim_index(auto)]
     if len(gen):
         rows += [claim_general(comp, gen, "train"), claim_general(comp, gen, "test")]
-    maps_claims, maps_details = claim_maps(df)  # issue 12: protocol maps
+    maps_claims, maps_details = claim_maps(df)  # protocol maps
     return pd.DataFrame(rows + maps_claims), {"hopfield": hop, "train": d3, "test": d4,
                                               "general": comp, **maps_details}

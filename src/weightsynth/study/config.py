@@ -23,7 +23,7 @@ BASE_METHODS: tuple[str, ...] = (
 #: Programs synthesized under the general recall indices (derivation eq. 19; protocol ``general``).
 GENERAL_METHODS: tuple[str, ...] = ("general-correlation", "general-squared_error")
 METHOD_NAMES: tuple[str, ...] = BASE_METHODS + GENERAL_METHODS
-#: Methods of protocol ``maps`` (issue 12; study/maps.py)
+#: Methods of protocol ``maps`` (study/maps.py; docs/experiments.md)
 MAPS_METHODS: tuple[str, ...] = ("synth", "general-squared_error", "hebbian", "pinv",
                                  "ridge", "logistic", "knn", "mlp")
 MAPS_TASKS: tuple[str, ...] = ("hetero", "digits", "smooth")
@@ -58,7 +58,7 @@ class StudyConfig:
     general_t1: tuple[float, ...] = (1.0, 6.0)
     general_nodes: int = 26
     general_max_iter: int = 60
-    #: protocol maps (issue 12): tasks, seeds, grids and methods (see study/maps.py)
+    #: protocol maps (docs/experiments.md): tasks, seeds, grids and methods (see study/maps.py)
     maps_tasks: tuple[str, ...] = ("hetero", "digits", "smooth")
     maps_seeds: int = 20
     maps_loads: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3)

@@ -1,4 +1,5 @@
-r"""Protocol ``maps`` (issue 12): the synthesized network as a model of an arbitrary map.
+r"""Protocol ``maps`` (docs/experiments.md, Arbitrary maps): the synthesized network as a
+model of an arbitrary map.
 
 One cell = one task, one training-set size (or load and noise), one seed. Tasks:
 
@@ -197,55 +198,63 @@ def _base(task, n, L, seed, load=np.nan, noise=np.nan, tune=True):
                 tuned=bool(tune))
 
 
+def _hetero(*, seed, base_seed, load, noise, n, samples, methods, quick, tune):
+    rng = cell_rng("maps-hetero", n, float(load), float(noise), seed, base_seed=base_seed)
+    K = max(2, int(round(load * n)))
+    Xk = np.where(rng.random((K, n)) < 0.5, -1.0, 1.0)
+    Yk = np.where(rng.random((K, n)) < 0.5, -1.0, 1.0)
+    lab = np.repeat(np.arange(K), samples)
+
+    def noisy():
+        return Xk[lab] * np.where(rng.random((len(lab), n)) < noise, -1.0, 1.0)
+
+    Xtr, Xte = noisy(), noisy()
+    base = _base("hetero", n, len(lab), seed, float(load), float(noise), tune)
+    meths = methods or CLASSIFY
+    reg = [m for m in meths if m in ("synth", "hebbian", "pinv", "ridge")]
+    cls = [m for m in meths if m in ("logistic", "knn", "mlp")]
+    return (_rows("hetero", reg, "reg", Xtr, Yk[lab], Xte, Yk[lab], K, seed, quick,
+                  lambda p, y: _error("bits", p, y), base)
+            + _rows("hetero", cls, "class", Xtr, lab, Xte, lab, K, seed, quick,
+                    lambda p, y: _error("class", p, y, Yk), base))
+
+
+def _digits(*, seed, base_seed, size, methods, quick, tune, with_confusion):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    rng = cell_rng("maps-digits", seed, base_seed=base_seed)
+    perm = rng.permutation(len(X))
+    te, tr = perm[:497], perm[497:][:size]
+    meths = [m for m in (methods or CLASSIFY) if m in CLASSIFY]
+    return _rows("digits", meths, "class", X[tr], y[tr], X[te], y[te], 10, seed, quick,
+                 lambda p, t: _error("class", p, t), _base("digits", 64, size, seed, tune=tune),
+                 confusion=with_confusion)
+
+
+def _smooth(*, seed, base_seed, size, n, methods, quick, tune):
+    rng = cell_rng("maps-smooth", n, seed, base_seed=base_seed)
+    A = rng.standard_normal((n, n)) / math.sqrt(n)
+    b = 0.1 * rng.standard_normal(n)
+    Xtr, Xte = rng.standard_normal((size, n)), rng.standard_normal((500, n))
+    meths = [m for m in (methods or REGRESS) if m in REGRESS
+             and not (m.startswith("general-") and size > GENERAL_MAX_L)]
+    return _rows("smooth", meths, "reg", Xtr, np.tanh(Xtr @ A.T + b), Xte,
+                 np.tanh(Xte @ A.T + b), n, seed, quick, lambda p, t: _error("reg", p, t),
+                 _base("smooth", n, size, seed, tune=tune))
+
+
 def maps_cell(*, task: str, seed: int, base_seed: int = 0, size: int = 0,
               load: float = 0.1, noise: float = 0.15, n: int = 100, samples: int = 5,
               methods=None, quick: bool = False, with_confusion: bool = False,
               tune: bool = True) -> list[dict]:
     """One cell of the ``maps`` protocol; rows: (method, error, fit_seconds, chosen,
     budget). ``tune=False`` skips the validation fits (quick mode)."""
+    common = dict(seed=seed, base_seed=base_seed, methods=methods, quick=quick, tune=tune)
     if task == "hetero":
-        rng = cell_rng("maps-hetero", n, float(load), float(noise), seed, base_seed=base_seed)
-        K = max(2, int(round(load * n)))
-        Xk = np.where(rng.random((K, n)) < 0.5, -1.0, 1.0)
-        Yk = np.where(rng.random((K, n)) < 0.5, -1.0, 1.0)
-        lab = np.repeat(np.arange(K), samples)
-
-        def noisy():
-            return Xk[lab] * np.where(rng.random((len(lab), n)) < noise, -1.0, 1.0)
-
-        Xtr, Xte = noisy(), noisy()
-        base = _base("hetero", n, len(lab), seed, float(load), float(noise), tune)
-        out = []
-        meths = methods or CLASSIFY
-        reg = [m for m in meths if m in ("synth", "hebbian", "pinv", "ridge")]
-        out += _rows("hetero", reg, "reg", Xtr, Yk[lab], Xte, Yk[lab], K, seed, quick,
-                     lambda p, y: _error("bits", p, y), base)
-        cls = [m for m in meths if m in ("logistic", "knn", "mlp")]
-        out += _rows("hetero", cls, "class", Xtr, lab, Xte, lab, K, seed, quick,
-                     lambda p, y: _error("class", p, y, Yk), base)
-        return out
+        return _hetero(load=load, noise=noise, n=n, samples=samples, **common)
     if task == "digits":
-        from sklearn.datasets import load_digits
-
-        X, y = load_digits(return_X_y=True)
-        rng = cell_rng("maps-digits", seed, base_seed=base_seed)
-        perm = rng.permutation(len(X))
-        te, pool = perm[:497], perm[497:]
-        tr = pool[:size]
-        base = _base("digits", 64, size, seed, tune=tune)
-        meths = [m for m in (methods or CLASSIFY) if m in CLASSIFY]
-        return _rows("digits", meths, "class", X[tr], y[tr], X[te], y[te],
-                     10, seed, quick, lambda p, t: _error("class", p, t), base,
-                     confusion=with_confusion)
+        return _digits(size=size, with_confusion=with_confusion, **common)
     if task == "smooth":
-        rng = cell_rng("maps-smooth", n, seed, base_seed=base_seed)
-        A = rng.standard_normal((n, n)) / math.sqrt(n)
-        b = 0.1 * rng.standard_normal(n)
-        Xtr, Xte = rng.standard_normal((size, n)), rng.standard_normal((500, n))
-        base = _base("smooth", n, size, seed, tune=tune)
-        meths = [m for m in (methods or REGRESS) if m in REGRESS
-                 and not (m.startswith("general-") and size > GENERAL_MAX_L)]
-        return _rows("smooth", meths, "reg", Xtr, np.tanh(Xtr @ A.T + b), Xte,
-                     np.tanh(Xte @ A.T + b), n, seed, quick,
-                     lambda p, t: _error("reg", p, t), base)
+        return _smooth(size=size, n=n, **common)
     raise ValueError(f"task must be 'hetero', 'digits' or 'smooth', got {task!r}")

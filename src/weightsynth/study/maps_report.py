@@ -1,4 +1,4 @@
-r"""Protocol ``maps`` (issue 12) in the report: comparisons, figures, a section (the
+r"""Protocol ``maps`` (docs/experiments.md) in the report: comparisons, figures, a section (the
 claims rows are decided in :func:`weightsynth.study.claims.claim_maps`).
 
 Every comparison is paired by seed (same training and test data) and decided by the 95%
@@ -128,7 +128,7 @@ def section_html(details: dict) -> str:
         "</details>" for k, t in (("maps_classical", "synth - classical associators"),
                                   ("maps_sklearn", "synth - scikit-learn models"))
         if k in details and not details[k].empty)
-    return f"""<h2>Arbitrary maps (issue 12)</h2>
+    return f"""<h2>Arbitrary maps</h2>
 <p>The paper's stated aim is to model a map from samples. Protocol <code>maps</code> fits
 the synthesized network (<code>weightsynth.SynthesisClassifier</code> /
 <code>SynthesisRegressor</code>, closed-form program) to (a) random heteroassociation,

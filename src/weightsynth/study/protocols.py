@@ -233,9 +233,6 @@ def digits_examples(*, noise: float, beta: float, t1: float, seed: int = 0,
     return panels
 
 
-#: protocol name -> function(**cell) -> list of tidy records
-
-
 # the sweep engine's dry run: parameter values are checked before any cell runs
 autoassoc_cell.validate = validate_cell
 digits_cell.validate = validate_cell

@@ -67,7 +67,7 @@ def expand_grid(config: StudyConfig) -> dict[str, list[dict]]:
 
 
 def maps_cells(c: StudyConfig) -> list[dict]:
-    """Protocol maps (issue 12): hetero at maps_loads x maps_noise (n = 100), digits and
+    """Protocol maps (docs/experiments.md): hetero at maps_loads x maps_noise (n = 100), digits and
     smooth (n = 32) at their training-set sizes, maps_seeds seeds each; digits cells at the
     largest size also record the confusion matrix. Quick mode skips the tuning fits."""
     common = dict(base_seed=c.seed, methods=tuple(c.maps_methods), quick=c.quick,
