@@ -126,7 +126,8 @@ def synthesize(
         coords=coords, solver=dataclasses.replace(cfg, progress=False),
         stats={"num_steps": num_steps, "accepted_steps": int(ts.shape[0]) - 1},
     )
-    prog = _refine(prog, dense)
+    if cfg.adaptive:  # fixed steps store exactly the steps asked for
+        prog = _refine(prog, dense)
     _warn_if_coarse(prog, cfg)
     return prog
 
