@@ -83,3 +83,20 @@ def test_saved_program_keeps_its_stored_times(tmp_path):
     np.testing.assert_array_equal(np.asarray(back.ts), np.asarray(prog.ts))
     res = ws.evaluate_index(back, inputs, targets)
     assert abs(res.excess) <= 10 * RTOL * abs(res.J_star)
+
+
+def test_no_accuracy_warning_when_J_star_vanishes():
+    """Inputs and targets on separate neurons (the estimators' layout) make J* = 0 exactly;
+    the estimate is then relative to the effort term, not a division by zero (it read
+    1e+285 before)."""
+    rng = np.random.default_rng(3)
+    L, d = 6, 5
+    phi = np.zeros((L, 2 * d))
+    phi[:, :d] = 0.5 * np.sign(rng.standard_normal((L, d)))
+    theta = np.zeros((L, 2 * d))
+    theta[:, d:] = np.sign(rng.standard_normal((L, d)))
+    assert ws.optimal_cost(phi, theta) == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ws.AccuracyWarning)
+        prog = ws.synthesize(phi, theta, beta=0.2, t1=1.0, steps=20)
+    assert prog.interpolation_excess() < 1e-6

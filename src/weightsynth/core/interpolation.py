@@ -117,13 +117,18 @@ def interior_times(ts: np.ndarray, pieces: np.ndarray) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def relative_excess_estimate(ts, err, beta, J_star) -> float:
+def relative_excess_estimate(ts, err, beta, J_star, effort) -> float:
     r"""Order of magnitude of the relative excess (eq. 8) that the interpolation error causes.
 
     The excess is (1/(2 beta)) int ||dW||^2 dt to leading order; with the peak error |dW_k|
     of each interval that is (1/(2 beta)) sum_k 0.41 h_k |dW_k|^2, where 0.41 = int_0^1
-    (16 s^2 (1 - s)^2)^2 ds is the mean of the squared error shape over an interval.
+    (16 s^2 (1 - s)^2)^2 ds is the mean of the squared error shape over an interval. It is
+    relative to the larger of |J*| and the program's own effort term
+    ``effort`` = (1/(2 beta)) int ||W||^2 dt: J* can vanish (targets orthogonal to the
+    inputs' activations, as when inputs and outputs sit on separate neurons), the effort
+    cannot while W is not zero.
     """
     ts, err = np.asarray(ts, np.float64), np.asarray(err, np.float64)
     h = np.diff(ts)
-    return 0.41 * float(np.sum(h * err**2)) / (2 * beta) / max(abs(J_star), 1e-300)
+    scale = max(abs(J_star), abs(effort), np.finfo(np.float64).tiny)
+    return 0.41 * float(np.sum(h * err**2)) / (2 * beta) / scale

@@ -312,14 +312,26 @@ class WeightProgram(Program):
         return np.asarray(ratio)[: k - 1], np.asarray(dW)[: k - 1]
 
     def interpolation_excess(self) -> float:
-        """Estimated relative excess (J - J*)/|J*| that interpolating between stored times costs.
+        """Estimated relative excess that interpolating between stored times costs, relative
+        to the larger of |J*| and the program's effort term (see
+        :func:`~weightsynth.core.interpolation.relative_excess_estimate`).
 
         An a-posteriori estimate from the defect of the interpolant (see
         :func:`weightsynth.core.interpolation.interval_errors`), not a bound.
         """
         J_star = -float(jnp.sum(self.Z0 * self.Theta))
-        return relative_excess_estimate(self.stored()[0], self.interval_errors()[1],
-                                        float(self.beta), J_star)
+        ts, X = self.stored()
+        beta, dW = float(self.beta), self.interval_errors()[1]
+        rel = relative_excess_estimate(ts, dW, beta, J_star, 0.0)
+        if rel <= 1e-12:  # negligible already; a larger scale could only make it smaller
+            return rel
+        # the effort (1/(2 beta)) int ||W||^2 dt, with ||W||_F^2 = beta^2 ||Theta^T G||_F^2
+        # = beta^2 sum((Theta Theta^T) * (G G^T)): O(n L^2) per stored time, W never formed
+        TT = self.Theta @ self.Theta.T
+        w2 = np.array([float(jnp.sum(TT * dyn.gram(self.activation.g(self._to_states(t, x)))))
+                       for t, x in zip(ts, X, strict=True)])
+        effort = 0.5 * beta * float(np.sum(np.diff(ts) * 0.5 * (w2[1:] + w2[:-1])))
+        return relative_excess_estimate(ts, dW, beta, J_star, effort)
 
     def weights_at(self, t):
         return dyn.optimal_weights(self._states_jax(t), self.Theta, self.beta, self.activation)
