@@ -1,4 +1,4 @@
-"""scikit-learn estimators (issue 12): the estimator checks, the closed form reproduced by
+"""scikit-learn estimators (docs/estimators.md): the estimator checks, the closed form reproduced by
 an independent path, a separable task, save/load without pickle, and bad input."""
 
 import json

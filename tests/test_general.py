@@ -1,4 +1,4 @@
-"""General solvers (method.md section 7) against independent references.
+"""General solvers (docs/derivation.md section 7, eqs. 13-18) against independent references.
 
 References: the closed form J* = -sum_r g^{-1}(phi_r).theta_r and W* from ws.synthesize (the
 analytic closed-loop path, no iteration); scipy's Riccati ODE for a linear-quadratic case;
@@ -178,7 +178,6 @@ def test_linear_quadratic_case_matches_scipy_riccati(method):
     assert np.max(np.abs(res.program.weights(TS) - W_ref)) <= 1e-4
 
 
-@pytest.mark.slow
 def test_general_study_cell_rows():
     from weightsynth.study import PROTOCOLS
 

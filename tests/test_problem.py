@@ -85,7 +85,7 @@ def test_solver_arguments_are_checked(data):
         ws.sweep_synthesize("not a problem")
 
 
-@pytest.mark.parametrize("method", ["sweep", pytest.param("direct", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("method", ["sweep", "direct"])
 def test_divergence_returns_last_good_program(method):
     """Linear g, f = -z + W z and a terminal reward unbounded below: the steps blow up."""
     theta = np.ones((1, 2))
