@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ..core.ode import SolverConfig
+from .._validation import check_int
+from ..core.ode import SolverConfig, uniform_grid
 from ..core.program import Program, WeightProgram
 from . import feedback_kernel as fk
 from .feedback_loop import Options, minimize
@@ -74,11 +75,8 @@ def _check_feedback_form(problem: Problem, kind: str) -> str:
 
 
 def _spec_data(problem: Problem, nodes: int, substeps: int, solver: str):
-    for v, name in ((nodes, "nodes"), (substeps, "substeps")):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if nodes < 2:
-        raise ValueError(f"nodes must be at least 2, got {nodes}")
+    check_int(nodes, "nodes", minimum=2)
+    check_int(substeps, "substeps")
     if solver not in fk.TABLEAUS:
         raise ValueError(f"unknown solver {solver!r}; known: {', '.join(fk.TABLEAUS)}")
     kind = _index_kind(problem)
@@ -137,7 +135,7 @@ def _initial_coef(problem: Problem, W0, spec) -> np.ndarray:
     elif isinstance(W0, FeedbackProgram):
         if W0.C.shape[1:] != (L, n):
             raise ValueError(f"W0 holds L x n = {W0.C.shape[1:]}, the problem {(L, n)}")
-        ts = problem.t0 + (problem.t1 - problem.t0) * np.arange(T) / (T - 1)
+        ts = uniform_grid(problem.t0, problem.t1, T - 1)
         W0 = np.asarray(jax.vmap(W0._coef)(jnp.asarray(ts, dt)))
     elif isinstance(W0, Program) or isinstance(W0, str):
         raise ValueError("feedback_synthesize starts from 'zero', 'closed_form', a WeightProgram,"

@@ -38,7 +38,8 @@ import numpy as np
 import optimistix as optx
 import pandas as pd
 
-from ..core.ode import SOLVERS, SolverConfig
+from .._validation import check_int
+from ..core.ode import SOLVERS, SolverConfig, uniform_grid
 from ..core.program import Program
 from .grid_program import GridProgram, interp_nodes
 from .problem import Problem
@@ -74,16 +75,13 @@ class _Grid:
 
 
 def _make_grid(problem: Problem, nodes: int, substeps: int, solver: str) -> _Grid:
-    for v, name in ((nodes, "nodes"), (substeps, "substeps")):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if nodes < 2:
-        raise ValueError(f"nodes must be at least 2, got {nodes}")
+    check_int(nodes, "nodes", minimum=2)
+    check_int(substeps, "substeps")
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; known: {', '.join(SOLVERS)}")
     t0, t1, S = problem.t0, problem.t1, (nodes - 1) * substeps
-    ts = t0 + (t1 - t0) * np.arange(nodes) / (nodes - 1)
-    grid = t0 + (t1 - t0) * np.arange(S + 1) / S
+    ts = uniform_grid(t0, t1, nodes - 1)
+    grid = uniform_grid(t0, t1, S)
     w = np.full(nodes, (t1 - t0) / (nodes - 1))
     w[[0, -1]] *= 0.5
     return _Grid(ts, grid, w, SolverConfig(solver=solver, steps=int(S)))
@@ -204,8 +202,7 @@ class _Log:
 def _check_common(problem, max_iter, ftol, gtol):
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a weightsynth.Problem, got {type(problem).__name__}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
-        raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
+    check_int(max_iter, "max_iter", minimum=0)
     for v, name in ((ftol, "ftol"), (gtol, "gtol")):
         if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
