@@ -7,7 +7,7 @@ network f = -z + W x_r(t) + d(t) the same holds with G replaced by the signal X(
 evaluation of S costs O(n L^2) and never forms W.
 
 J(C) is the discretized index (feedback_kernel); its exact gradient comes from reverse-mode
-autodiff through the fixed-step solve. optimistix's L-BFGS minimizes it in the variables
+autodiff through the fixed-step solve. L-BFGS (feedback_loop) minimizes it in the variables
 P_k = sqrt(w_k) R_k C_k, R_k^T R_k = K(t_k) (eq. 22), the L2 metric of W, refreshed along
 the current trajectory every ``refresh`` iterations. The iterations run inside one compiled
 chunk of ``chunk`` L-BFGS steps; only the history crosses to Python between chunks.
@@ -94,7 +94,7 @@ def _spec_data(problem: Problem, nodes: int, substeps: int, solver: str):
 
 
 def estimate_memory(problem: Problem, nodes: int = 26, substeps: int = 1,
-                    solver: str = "rk4", history_length: int = 10) -> int:
+                    solver: str = "rk4", history_length: int = 5) -> int:
     """Bytes the feedback solver needs, about: the stored stages of every step for the
     reverse pass, the L-BFGS history and the metric factors."""
     L, n, T = problem.L, problem.n, nodes
@@ -102,10 +102,8 @@ def estimate_memory(problem: Problem, nodes: int = 26, substeps: int = 1,
     stages = len(fk.TABLEAUS[solver][0]) if solver in fk.TABLEAUS else 4
     # node states kept by the scan (and its tangent), one interval's stages rematerialized
     per_state = L * n + 2 * L * L
-    # the L-BFGS vectors are float64 whenever x64 is on (see feedback_loop._restart)
-    opt_item = 8 if jax.config.jax_enable_x64 else item
-    return (item * (4 * T * L * n + 3 * substeps * (stages + 2) * per_state + 2 * T * L * L)
-            + opt_item * T * L * n * (2 * history_length + 12))
+    return item * (4 * T * L * n + 3 * substeps * (stages + 2) * per_state + 2 * T * L * L
+                   + T * L * n * (2 * history_length + 12))
 
 
 def _check_memory(need: int, limit) -> None:
@@ -151,7 +149,7 @@ def _initial_coef(problem: Problem, W0, spec) -> np.ndarray:
 
 def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps: int = 1,
                         solver: str = "rk4", max_iter: int = 1000, rtol: float = 1e-6,
-                        gtol: float = 0.0, ftol: float = 1e-15, history_length: int = 20,
+                        gtol: float = 0.0, ftol: float = 1e-15, history_length: int = 5,
                         precondition: bool = True, refresh: int = 50, chunk: int = 10,
                         max_rejections: int = 60,
                         continuation="auto",

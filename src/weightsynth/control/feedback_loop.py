@@ -1,11 +1,19 @@
 r"""The optimizer of the feedback solver: L-BFGS on J(C) in compiled chunks (eq. 22).
 
-optimistix's L-BFGS minimizes J / scale over P_k = sqrt(w_k) R_k C_k (R_k^T R_k = K(t_k) + eps,
-the L2 metric of W), ``scale`` the gradient norm at the start, so the first trial step has
-unit length. The steps run inside one compiled ``lax.while_loop`` of at most ``chunk``
-accepted steps, which stops early on convergence, a non-finite point or a failing line
-search; only the per-step history crosses to Python. Every ``refresh`` accepted steps the
-metric is rebuilt along the current trajectory and L-BFGS restarts.
+L-BFGS (two-loop recursion, Armijo backtracking with safeguarded quadratic interpolation;
+Nocedal and Wright, Numerical Optimization, algorithms 7.4-7.5 and section 3.5) minimizes
+J / scale over P_k = sqrt(w_k) R_k C_k (R_k^T R_k = K(t_k) + eps, the L2 metric of W),
+``scale`` the gradient norm at the start, so the first trial step has unit length. The
+trials run inside one compiled ``lax.while_loop`` of at most ``chunk`` accepted steps, which
+stops early on convergence, a run of failed trials or a small change in J; only the per-step
+history crosses to Python. Every ``refresh`` accepted steps the metric is rebuilt along the
+current trajectory and L-BFGS restarts.
+
+Why not optimistix's or optax's L-BFGS: on these 1 MB variables optimistix 0.1.0 spends
+10 ms (history 5) to 50 ms (history 20) per step beyond the 24 ms evaluation of J and its
+gradient, and optax's zoom line search needs about two evaluations per step (n = 100,
+L = 50; /benchmarks/bench_general.py). The loop below costs one evaluation per accepted step
+plus a few vector operations per history entry.
 """
 
 from __future__ import annotations
@@ -17,7 +25,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 
 from . import feedback_kernel as fk
 
@@ -25,6 +32,8 @@ from . import feedback_kernel as fk
 #: the same attractor make K (nearly) singular, and without it R^-1 amplifies their tiny
 #: gradient differences (from W* at n=16, L=8 the residual grew 100x and J stalled)
 RIDGE = 1e-3
+#: Armijo's sufficient-decrease constant
+ARMIJO = 1e-4
 
 
 @dataclass(frozen=True)
@@ -40,77 +49,128 @@ class Options:
     max_rejections: int
 
 
+class State(eqx.Module):
+    """The iterate y with f = J/scale and its gradient g there, the L-BFGS pairs in a ring
+    (the next slot to write is ``head``; rho = 0 marks an empty or forgotten slot), the
+    search direction d and the trial step a."""
+
+    y: jax.Array
+    f: jax.Array
+    g: jax.Array
+    S: jax.Array
+    Yd: jax.Array
+    rho: jax.Array
+    head: jax.Array
+    gamma: jax.Array
+    d: jax.Array
+    a: jax.Array
+
+
 def _objective(P, args):
     data, spec, R, sqw, scale = args
     C = fk.to_coef(P, R, sqw).astype(data.Z0.dtype)
-    return (fk.cost(C, data, spec) / scale).astype(P.dtype), None
+    return (fk.cost(C, data, spec) / scale).astype(P.dtype)
+
+
+def _vdot(u, v):
+    return jnp.sum(u * v)
+
+
+def _direction(g, S, Yd, rho, head, gamma):
+    """-H g by the two-loop recursion over the ring, newest pair first; slots with rho = 0
+    contribute nothing."""
+    m = rho.shape[0]
+    order = [(head + i) % m for i in range(m)]  # oldest to newest
+    q, alphas = g, [None] * m
+    for i in reversed(range(m)):
+        k = order[i]
+        alphas[i] = rho[k] * _vdot(S[k], q)
+        q = q - alphas[i] * Yd[k]
+    r = gamma * q
+    for i in range(m):
+        k = order[i]
+        r = r + S[k] * (alphas[i] - rho[k] * _vdot(Yd[k], r))
+    return -r
 
 
 @eqx.filter_jit
-def _init(lbfgs, y, args):
-    f_struct = jax.ShapeDtypeStruct((), y.dtype)
-    return lbfgs.init(_objective, y, args, {}, f_struct, None, frozenset())
+def _init(y, args, m: int):
+    """A fresh state at y: J, its gradient, no pairs, the steepest-descent direction."""
+    f, g = jax.value_and_grad(_objective)(y, args)
+    z = jnp.zeros((m, *y.shape), y.dtype)
+    one = jnp.ones((), y.dtype)
+    return State(y, f, g, z, z, jnp.zeros((m,), y.dtype), jnp.asarray(0), one, -g, one)
 
 
 @eqx.filter_jit
-def _chunk(lbfgs, y, state, args, limit, stop_res, ftol, max_rej, *, size: int):
+def _chunk(state: State, args, limit, stop_res, ftol, max_rej, *, size: int):
     """Up to ``size`` (and ``limit``) accepted L-BFGS steps, all compiled.
 
-    Returns (accepted, y, state, history rows (J, residual, evaluations), code) with code
-    0 running, 1 residual <= stop_res, 2 non-finite accepted point (y, state: last good),
-    3 max_rej rejected trial steps in a row, 4 |dJ| <= ftol |J|.
+    Returns (accepted, state, history rows (J, residual, evaluations), code) with code 0
+    running, 1 residual <= stop_res, 2 max_rej non-finite trials in a row, 3 max_rej
+    rejected trials in a row, 4 |dJ| <= ftol |J|.
     """
-    hist = jnp.full((size, 3), jnp.nan, y.dtype)
+    scale = args[-1]
+    hist = jnp.full((size, 3), jnp.nan, state.y.dtype)
 
     def cond(c):
         acc, _, _, _, _, code, _ = c
         return (acc < jnp.minimum(size, limit)) & (code == 0)
 
-    dyn0, static = eqx.partition(state, eqx.is_array)
-
     def body(c):
-        acc, y, st_dyn, hist, nrej, code, evals = c
-        st = eqx.combine(st_dyn, static)
-        f_old = args[-1] * st.f_info.f
-        y2, st2, _ = lbfgs.step(_objective, y, args, {}, st, frozenset())
-        accepted = st2.num_accepted_steps > st.num_accepted_steps
-        scale = args[-1]
-        f, g = scale * st2.f_info.f, scale * optx.two_norm(st2.f_info.grad)
-        finite = jnp.isfinite(f) & jnp.isfinite(g) & jnp.all(jnp.isfinite(y2))
-        good = accepted & finite
-        nrej = jnp.where(accepted, 0, nrej + 1)
+        acc, st, hist, nrej, nbad, code, evals = c
+        y_t = st.y + st.a * st.d
+        f_t, g_t = jax.value_and_grad(_objective)(y_t, args)
+        gd = _vdot(st.g, st.d)
+        finite = jnp.isfinite(f_t) & jnp.all(jnp.isfinite(g_t))
+        ok = finite & (f_t <= st.f + ARMIJO * st.a * gd)
         evals = evals + 1
-        hist = jnp.where(good, hist.at[acc].set(jnp.stack([f, g, evals.astype(f.dtype)])), hist)
-        code = jnp.where(accepted & ~finite, 2, jnp.where(
-            good & (g <= stop_res), 1, jnp.where(
-                good & (jnp.abs(f - f_old) <= ftol * jnp.abs(f)), 4,
-                jnp.where(nrej > max_rej, 3, 0))))
-        y = jnp.where(code == 2, y, y2).astype(y.dtype)  # non-finite accepted: the run ends
-        # optimistix computes some of its state in float64 under x64 (Python-float step
-        # sizes): keep the carry's dtypes, so float32 problems stay float32
-        st2 = jax.tree_util.tree_map(lambda new, old: new.astype(old.dtype),
-                                     eqx.filter(st2, eqx.is_array), st_dyn)
-        return acc + good, y, st2, hist, nrej, code, evals
+        # accepted: store the pair when the curvature condition holds, new direction
+        s, yd = y_t - st.y, g_t - st.g
+        sy = _vdot(s, yd)
+        keep = ok & (sy > 1e-10 * jnp.sqrt(_vdot(s, s) * _vdot(yd, yd)))
+        h = st.head  # in-place ring updates: one slot written, never the whole buffer
+        S = st.S.at[h].set(jnp.where(keep, s, st.S[h]))
+        Yd = st.Yd.at[h].set(jnp.where(keep, yd, st.Yd[h]))
+        rho = st.rho.at[h].set(jnp.where(keep, 1 / sy, st.rho[h]))
+        head = jnp.where(keep, (h + 1) % rho.shape[0], h)
+        gamma = jnp.where(keep, sy / _vdot(yd, yd), st.gamma)
+        y, f, g = (jnp.where(ok, new, old) for new, old in
+                   ((y_t, st.y), (f_t, st.f), (g_t, st.g)))
+        d = _direction(g, S, Yd, rho, head, gamma)
+        descent = _vdot(g, d) < 0  # else (round-off): forget the pairs, steepest descent
+        rho = jnp.where(descent, rho, 0)
+        d = jnp.where(descent, d, -gamma * g)
+        # rejected: safeguarded quadratic interpolation of f along d, in [a/10, a/2]
+        a_q = -gd * st.a**2 / (2 * (f_t - st.f - gd * st.a))
+        a_rej = jnp.where(finite, jnp.clip(a_q, 0.1 * st.a, 0.5 * st.a), 0.5 * st.a)
+        new = State(y, f, g, S, Yd, rho, head, gamma, jnp.where(ok, d, st.d),
+                    jnp.where(ok, 1.0, a_rej).astype(st.a.dtype))
+        nrej = jnp.where(ok, 0, nrej + 1)
+        nbad = jnp.where(finite, 0, nbad + 1)
+        F, G = scale * f_t, scale * jnp.sqrt(_vdot(g_t, g_t))
+        hist = jnp.where(ok, hist.at[acc].set(jnp.stack([F, G, evals.astype(F.dtype)])),
+                         hist)
+        code = jnp.where(ok & (G <= stop_res), 1, jnp.where(
+            ok & (jnp.abs(f_t - st.f) <= ftol * jnp.abs(f_t)), 4, jnp.where(
+                nbad > max_rej, 2, jnp.where(nrej > max_rej, 3, 0))))
+        return acc + ok, new, hist, nrej, nbad, code, evals
 
-    c0 = (jnp.asarray(0), y, dyn0, hist, jnp.asarray(0), jnp.asarray(0), jnp.asarray(0))
-    acc, y, dyn, hist, _, code, _ = jax.lax.while_loop(cond, body, c0)
-    return acc, y, eqx.combine(dyn, static), hist, code
+    zero = jnp.asarray(0)
+    acc, state, hist, _, _, code, _ = jax.lax.while_loop(
+        cond, body, (zero, state, hist, zero, zero, zero, zero))
+    return acc, state, hist, code
 
 
-def _restart(lbfgs, C, R_old, data, spec, sqw, precondition, chunk, scale):
+def _restart(C, R_old, data, spec, sqw, opt: Options, scale):
     """A fresh metric along C's trajectory, the variable P for C, and a fresh L-BFGS state
-    with J and its gradient at C (the chunk's first, always accepted, step)."""
-    R = fk.metric_factor(C, data, spec, RIDGE) if precondition else None
+    with J and its gradient at C."""
+    R = fk.metric_factor(C, data, spec, RIDGE) if opt.precondition else None
     if R is not None and not bool(jnp.all(jnp.isfinite(R))):
         R = R_old
-    # L-BFGS works in float64 whenever x64 is on (optimistix 0.1.0 mixes float64 into a
-    # float32 state there); S itself runs in the problem's dtype (see _objective)
-    y = fk.to_var(C, R, sqw).astype(jnp.float64 if jax.config.jax_enable_x64 else C.dtype)
+    y = fk.to_var(C, R, sqw).astype(C.dtype)
     args = (data, spec, R, sqw, scale)
-    state = _init(lbfgs, y, args)
-    _, y, state, _, _ = _chunk(lbfgs, y, state, args, jnp.asarray(1), jnp.asarray(-1.0),
-                               jnp.asarray(-1.0), jnp.asarray(0), size=chunk)
-    return R, y, state
+    return R, _init(y, args, opt.history_length)
 
 
 def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = None,
@@ -120,17 +180,13 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
     t_start = time.perf_counter() if t_start is None else t_start
     dt = data.Z0.dtype
     sqw = fk.trapezoid_sqrt(data, spec)
-    lbfgs = optx.LBFGS(rtol=0.0, atol=0.0, norm=optx.two_norm,
-                       history_length=opt.history_length)
-    one = jnp.asarray(1.0, dt)
-    R, y, state = _restart(lbfgs, C, None, data, spec, sqw, opt.precondition, opt.chunk, one)
-    J, res = float(state.f_info.f), float(optx.two_norm(state.f_info.grad))
+    R, state = _restart(C, None, data, spec, sqw, opt, jnp.asarray(1.0, dt))
+    J, res = float(state.f), float(jnp.linalg.norm(state.g))
     if not (np.isfinite(J) and np.isfinite(res)):
         raise ValueError("the initial program W0 gives a non-finite J or gradient")
     scale = jnp.asarray(max(res, 1e-300), dt)
     if res > 0:
-        R, y, state = _restart(lbfgs, C, None, data, spec, sqw, opt.precondition, opt.chunk,
-                               scale)
+        R, state = _restart(C, None, data, spec, sqw, opt, scale)
     stop_res = max(opt.gtol, opt.rtol * res) if stop_res is None else stop_res
     t1 = float(data.t1)
     rows = [dict(iteration=it0, J=J, residual=res, t1=t1, evals=1,
@@ -143,14 +199,14 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
             reason = f"iteration cap reached (max_iter = {opt.max_iter}) before convergence"
             break
         if opt.precondition and since >= opt.refresh:
-            C = fk.to_coef(y, R, sqw).astype(dt)
-            R, y, state = _restart(lbfgs, C, R, data, spec, sqw, True, opt.chunk, scale)
+            C = fk.to_coef(state.y, R, sqw).astype(dt)
+            R, state = _restart(C, R, data, spec, sqw, opt, scale)
             since, evals = 0, evals + 1
         limit = min(opt.max_iter - it, opt.refresh - since if opt.precondition else opt.max_iter)
-        acc, y, state, hist, code = _chunk(
-            lbfgs, y, state, (data, spec, R, sqw, scale), jnp.asarray(limit),
-            jnp.asarray(stop_res), jnp.asarray(opt.ftol), jnp.asarray(opt.max_rejections),
-            size=opt.chunk)
+        acc, state, hist, code = _chunk(
+            state, (data, spec, R, sqw, scale), jnp.asarray(limit),
+            jnp.asarray(stop_res, dt), jnp.asarray(opt.ftol, dt),
+            jnp.asarray(opt.max_rejections), size=opt.chunk)
         acc, code, hist = int(acc), int(code), np.asarray(hist)
         for k in range(acc):
             rows.append(dict(iteration=it + k + 1, J=hist[k, 0], residual=hist[k, 1], t1=t1,
@@ -167,9 +223,10 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
         elif code == 4:
             converged, reason = True, "relative change in J <= ftol"
         elif code == 2:
-            reason = "diverged: J or its gradient became non-finite; last good program kept"
+            reason = (f"diverged: {opt.max_rejections} trial steps in a row gave a non-finite "
+                      "J or gradient; last good program kept")
             break
         elif code == 3:
             reason = f"line search failed: {opt.max_rejections} rejected trial steps in a row"
             break
-    return fk.to_coef(y, R, sqw).astype(dt), rows, converged, reason, it, res
+    return fk.to_coef(state.y, R, sqw).astype(dt), rows, converged, reason, it, res
