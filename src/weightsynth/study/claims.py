@@ -150,7 +150,8 @@ def general_comparison(gen: pd.DataFrame) -> pd.DataFrame:
     if gen.empty:
         return pd.DataFrame()
     d = gen[gen.t.isna() | np.isclose(gen.t, gen.t1)]
-    keys = ["split", "n", "load", "noise", "beta", "t1", "t"]
+    samples = ["samples_per_exemplar"] if "samples_per_exemplar" in d else []
+    keys = ["split", "n", *samples, "load", "noise", "beta", "t1", "t"]
     out = []
     for m in sorted(x for x in d.method.unique() if str(x).startswith("general-")):
         for rival in GENERAL_RIVALS:
@@ -182,8 +183,10 @@ def claim_general(comp: pd.DataFrame, gen: pd.DataFrame, split: str) -> dict:
         for verdict in ("better", "worse"):
             sel = g[g.verdict == verdict]
             if len(sel):
+                cols = ["load", "noise", "beta", "t1"] + (["samples_per_exemplar"]
+                                                  if "samples_per_exemplar" in sel else [])
                 params.append(f"{m.removeprefix('general-')} vs {rival} {verdict}: "
-                              f"{_ranges(sel, ['load', 'beta', 't1'])}")
+                              f"{_ranges(sel, cols)}")
     seeds = int(c["count"].min())
     ev = "; ".join(parts) + f"; {seeds} seeds per setting (95% t-intervals)"
     if seeds < MIN_SEEDS:

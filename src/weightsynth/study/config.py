@@ -51,13 +51,17 @@ class StudyConfig:
     curve_load: float = 0.14
     curve_noise: float = 0.15
     digits_noise: tuple[float, ...] = (0.1, 0.2, 0.3)
-    general_n: int = 32
+    #: protocol general (docs/experiments.md): the paper's size, programs by the feedback
+    #: solver (docs/general.md), 5 and 20 training samples per exemplar
+    general_n: int = 100
     general_loads: tuple[float, ...] = (0.05, 0.1, 0.14, 0.2)
-    general_noise: tuple[float, ...] = (0.15,)
-    general_beta: tuple[float, ...] = (1 / 32,)
-    general_t1: tuple[float, ...] = (1.0, 6.0)
+    general_noise: tuple[float, ...] = (0.1, 0.25)
+    general_beta: tuple[float, ...] = (0.01,)
+    general_t1: tuple[float, ...] = (0.5, 1.0, 2.0, 6.0)
+    general_samples: tuple[int, ...] = (5, 20)
+    general_solver: str = "feedback"
     general_nodes: int = 26
-    general_max_iter: int = 60
+    general_max_iter: int = 300
     #: protocol maps (docs/experiments.md): tasks, seeds, grids and methods (see study/maps.py)
     maps_tasks: tuple[str, ...] = ("hetero", "digits", "smooth")
     maps_seeds: int = 20
@@ -78,8 +82,8 @@ class StudyConfig:
 QUICK_OVERRIDES: dict = dict(
     n=(64,), loads=(0.05, 0.15), noise=(0.15,), beta=(1 / 64,), seeds=5,
     claim_times=(0.25, 0.5, 2.0, 6.0), curve_load=0.15, digits_noise=(0.25,),
-    general_n=16, general_loads=(0.15,), general_beta=(1 / 16,), general_t1=(1.0,),
-    general_max_iter=40, maps_seeds=1, maps_loads=(0.1,), maps_noise=(0.15,),
+    general_n=16, general_loads=(0.15,), general_noise=(0.15,), general_beta=(1 / 16,),
+    general_t1=(1.0,), general_samples=(5,), general_max_iter=40, maps_seeds=1, maps_loads=(0.1,), maps_noise=(0.15,),
     maps_digits_sizes=(100,), maps_smooth_sizes=(100,),
     maps_methods=("synth", "hebbian", "pinv", "ridge", "knn"), quick=True,
 )
@@ -91,7 +95,7 @@ def default_config(quick: bool = False) -> StudyConfig:
     return replace(base, **QUICK_OVERRIDES) if quick else base
 
 
-_TUPLE_INT = {"n", "maps_digits_sizes", "maps_smooth_sizes"}
+_TUPLE_INT = {"n", "maps_digits_sizes", "maps_smooth_sizes", "general_samples"}
 _TUPLE_STR = {"methods", "maps_methods", "maps_tasks"}
 _TUPLE_FLOAT = {"loads", "noise", "beta", "t1", "claim_times", "digits_noise",
                 "general_loads", "general_noise", "general_beta", "general_t1",
@@ -99,6 +103,9 @@ _TUPLE_FLOAT = {"loads", "noise", "beta", "t1", "claim_times", "digits_noise",
 _INT = {"seeds", "seed", "samples_per_exemplar", "test_samples_per_exemplar", "n_times",
         "general_n", "general_nodes", "general_max_iter", "maps_seeds"}
 _FLOAT = {"amplitude", "curve_load", "curve_noise"}
+_STR = {"general_solver"}
+#: solvers of protocol general (study/general.py)
+GENERAL_SOLVERS: tuple[str, ...] = ("feedback", "sweep", "direct")
 
 
 def _check_list(name, values, kind, lo=None, hi=None, lo_open=False):
@@ -148,6 +155,10 @@ def _validate(c: StudyConfig) -> None:
     _check_list("general_noise", c.general_noise, float, lo=0.0, hi=0.5)
     _check_list("general_beta", c.general_beta, float, lo=0.0, lo_open=True)
     _check_list("general_t1", c.general_t1, float, lo=0.0, lo_open=True)
+    _check_list("general_samples", c.general_samples, int, lo=1)
+    if c.general_solver not in GENERAL_SOLVERS:
+        raise ValueError(f"unknown general_solver {c.general_solver!r}; known: "
+                         f"{', '.join(GENERAL_SOLVERS)}")
     _check_scalar("general_nodes", c.general_nodes, int, lo=2)
     _check_scalar("general_max_iter", c.general_max_iter, int, lo=0)
     _validate_maps(c)
@@ -183,6 +194,10 @@ def _coerce(name: str, value):
     if name in _FLOAT:
         _check_scalar(name, value, float)
         return float(value)
+    if name in _STR:
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a name (string), got {value!r}")
+        return value
     raise ValueError(f"unknown config key {name!r}")  # pragma: no cover - caught earlier
 
 

@@ -26,7 +26,7 @@ from ..control.problem import Problem
 from ..control.solvers import direct_synthesize, sweep_synthesize
 from ..core.cost import evaluate_index
 from ..core.synthesis import synthesize
-from .config import validate_cell
+from .config import GENERAL_SOLVERS, validate_cell
 from .data import cell_rng, n_exemplars, noisy_samples, random_exemplars
 from .methods import Task, pad_rows, training_pairs
 from .protocols import evaluate_methods
@@ -75,7 +75,7 @@ def _solve_rows(name, solve, train, test, ts, base, beta, t1, start, nodes, max_
 
 def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: float,
                        seed: int, base_seed: int = 0, indices=INDEX_NAMES[:2],
-                       baselines=BASELINES, solver: str = "sweep",
+                       baselines=BASELINES, solver: str = "feedback",
                        samples_per_exemplar: int = 5, test_samples_per_exemplar: int = 5,
                        amplitude: float = 0.5, n_times: int = 25, nodes: int = 26,
                        max_iter: int = 60, pad_K: int | None = None) -> list[dict]:
@@ -89,8 +89,8 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
     ``pad_K``: solve as if there were that many exemplars (exact zero padding, see
     :func:`_solve_rows`), so cells of different loads share compiled solvers.
     """
-    if solver not in ("sweep", "direct", "feedback"):
-        raise ValueError(f"solver must be 'sweep', 'direct' or 'feedback', got {solver!r}")
+    if solver not in GENERAL_SOLVERS:
+        raise ValueError(f"solver must be one of {', '.join(GENERAL_SOLVERS)}, got {solver!r}")
     bad = [i for i in indices if i not in INDEX_NAMES]
     if bad:
         raise ValueError(f"unknown index {bad[0]!r}; known: {', '.join(INDEX_NAMES)}")
@@ -101,7 +101,8 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
     test = noisy_samples(ex, test_samples_per_exemplar, noise, amplitude, rng)
     ts = np.linspace(0.0, float(t1), int(n_times))
     base = dict(protocol="general", n=n, K=K, L=len(train.inputs), load=float(load),
-                noise=float(noise), beta=float(beta), t1=float(t1), seed=int(seed))
+                noise=float(noise), beta=float(beta), t1=float(t1),
+                samples_per_exemplar=int(samples_per_exemplar), seed=int(seed))
     rows: list[dict] = []
     pK = max(K, pad_K or 0)
     pad = pK * max(samples_per_exemplar, test_samples_per_exemplar)

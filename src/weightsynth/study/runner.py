@@ -88,15 +88,16 @@ def maps_cells(c: StudyConfig) -> list[dict]:
 
 
 def _general_cells(c: StudyConfig, indices: tuple, baselines: tuple) -> list[dict]:
-    common = dict(base_seed=c.seed, samples_per_exemplar=c.samples_per_exemplar,
-                  test_samples_per_exemplar=c.test_samples_per_exemplar,
+    common = dict(base_seed=c.seed, test_samples_per_exemplar=c.test_samples_per_exemplar,
                   amplitude=c.amplitude, n_times=c.n_times, nodes=c.general_nodes,
-                  max_iter=c.general_max_iter, indices=indices, baselines=baselines)
+                  max_iter=c.general_max_iter, indices=indices, baselines=baselines,
+                  solver=c.general_solver)
     pad = max(n_exemplars(ld, c.general_n) for ld in c.general_loads)
-    return [dict(common, n=c.general_n, load=ld, noise=nz, beta=b, t1=t1, seed=s, pad_K=pad)
-            for ld, nz, b, t1, s in itertools.product(
-                c.general_loads, c.general_noise, c.general_beta, c.general_t1,
-                range(c.seeds))]
+    return [dict(common, n=c.general_n, load=ld, noise=nz, beta=b, t1=t1,
+                 samples_per_exemplar=sp, seed=s, pad_K=pad)
+            for sp, ld, nz, b, t1, s in itertools.product(
+                c.general_samples, c.general_loads, c.general_noise, c.general_beta,
+                c.general_t1, range(c.seeds))]
 
 
 def run_cells(protocol: str, cells: list[dict], progress: bool = True) -> pd.DataFrame:
