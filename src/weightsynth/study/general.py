@@ -54,8 +54,11 @@ def _solve_rows(name, solve, train, test, ts, base, beta, t1, start, nodes, max_
 
     The training pairs are zero-padded to ``pad`` rows: a pair phi = 0, theta = 0 starts at
     z = 0 and stays there (g(0) = 0), costs nothing under every index here and has a zero
-    costate, so the padding is exact; it lets every load share one compiled solver."""
-    phi, theta = pad_rows(train.inputs, pad), pad_rows(train.targets, pad)
+    costate, so the padding is exact; it lets every load share one compiled solver. The
+    feedback solver's work grows as L^2 (and its iterations with L), so it solves the
+    unpadded pairs: one compilation per L, seconds against minutes of solving."""
+    rows_solved = len(train.inputs) if solve is feedback_synthesize else pad
+    phi, theta = pad_rows(train.inputs, rows_solved), pad_rows(train.targets, rows_solved)
     problem = Problem(phi, theta, name, beta=beta, t1=t1)
     res = solve(problem, W0=start, nodes=nodes, max_iter=max_iter)
     rows: list[dict] = []
@@ -114,9 +117,12 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
                                  batch=pK * (samples_per_exemplar + test_samples_per_exemplar))
     solve = {"sweep": sweep_synthesize, "direct": direct_synthesize,
              "feedback": feedback_synthesize}[solver]
-    start = synthesize(*training_pairs(Task(ex, train.inputs, train.targets, float(beta),
-                                            float(t1), pad_L=pad)),
-                       beta=float(beta), t1=float(t1))
+    if solve is feedback_synthesize:  # W* of the (unpadded) problem: C = beta Theta
+        start = "closed_form"
+    else:
+        start = synthesize(*training_pairs(Task(ex, train.inputs, train.targets, float(beta),
+                                                float(t1), pad_L=pad)),
+                           beta=float(beta), t1=float(t1))
     for name in indices:
         rows += _solve_rows(name, solve, train, test, ts, dict(base, solver=solver),
                             float(beta), float(t1), start, nodes, max_iter, pad)
