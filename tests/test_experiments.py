@@ -173,6 +173,12 @@ def test_config_defaults_toml_and_validation(tmp_path):
         load_config(f)
     with pytest.raises(ValueError, match="amplitude must be < 1"):
         StudyConfig(amplitude=1.0)
+    with pytest.raises(ValueError, match="unknown general_solver 'newton'"):
+        with_overrides(c, {"general_solver": "newton"})
+    with pytest.raises(ValueError, match="general_solver must be a name"):
+        with_overrides(c, {"general_solver": 3})
+    with pytest.raises(ValueError, match="general_samples must be >= 1"):
+        with_overrides(c, {"general_samples": [5, 0]})
 
 
 def test_expand_grid_counts():
@@ -185,7 +191,10 @@ def test_expand_grid_counts():
     assert len(g["weights"]) == 2 * 2 * 2 * 3
     assert {cell["pad_K"] for cell in g["autoassoc"]} == {10}
     gen = g["general"]
-    assert len(gen) == len(c.general_loads) * len(c.general_t1) * 3
+    assert len(gen) == (len(c.general_loads) * len(c.general_noise) * len(c.general_t1)
+                        * len(c.general_samples) * 3)
+    assert {cell["samples_per_exemplar"] for cell in gen} == set(c.general_samples)
+    assert {cell["solver"] for cell in gen} == {"feedback"}
     assert gen[0]["indices"] == ("correlation", "squared_error")
     assert "dense" not in gen[0]["baselines"] and "storkey" in gen[0]["baselines"]
     assert "general" not in expand_grid(with_overrides(c, {"methods": ["optimal"]}))

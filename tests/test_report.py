@@ -90,6 +90,8 @@ def test_report_lists_failed_cells_and_general_section():
              t1=1.0, seed=s, t=1.0 if m.startswith("general") else np.nan,
              bit_accuracy=0.9) for m in ("general-correlation", "storkey")
         for sp in ("train", "test") for ld in (0.1, 0.2) for s in range(3)]))
+    # both panels (train, test) show both methods
+    assert [len(ax.get_legend_handles_labels()[1]) for ax in fig.axes] == [2, 2]
     assert plots.render(fig)["png"][:4] == b"\x89PNG"
 
 

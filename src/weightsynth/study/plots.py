@@ -228,19 +228,18 @@ def general_figure(df: pd.DataFrame):
     samples per exemplar, noise) (rows)."""
     d = df[df.protocol == "general"]
     d = d[d.t.isna() | np.isclose(d.t, d.t1)]
-    if "samples_per_exemplar" not in d:
-        d = d.assign(samples_per_exemplar=np.nan)
+    if "samples_per_exemplar" not in d:  # results from before the column: one group
+        d = d.assign(samples_per_exemplar=0)
     settings = sorted({(float(b), float(t), float(k), float(z)) for b, t, k, z in
                        zip(d.beta, d.t1, d.samples_per_exemplar, d.noise, strict=True)})
     fig, axes = plt.subplots(max(1, len(settings)), 2, figsize=(10, 3.6 * max(1, len(settings))),
                              squeeze=False, sharey=True)
     loads = sorted(d.load.dropna().unique())
     single = len(loads) == 1
-    for i, (b, t1, k, z) in enumerate(settings):
+    for i, (b, t1, per_ex, z) in enumerate(settings):
         for ax, split in zip(axes[i], ("train", "test"), strict=True):
             s = _pick(d, beta=b, t1=t1, noise=z, split=split)
-            if np.isfinite(k):
-                s = s[s.samples_per_exemplar == k]
+            s = s[s.samples_per_exemplar == per_ex]
             shown = [m for m in COLORS if m in set(s.method)]
             for k, m in enumerate(shown):
                 r = summarize(s[s.method == m], ["load"], "bit_accuracy")
@@ -254,7 +253,7 @@ def general_figure(df: pd.DataFrame):
                 _single_axis(ax, [LABELS.get(m, m) for m in shown], "load", loads[0])
             else:
                 ax.set_xlabel("load K/n")
-            per = f", {k:g} per exemplar" if np.isfinite(k) else ""
+            per = f", {per_ex:g} per exemplar" if per_ex > 0 else ""
             ax.set_title(f"{split} samples{per}, noise {z:g}, n={n}, beta={b:g}, t1={t1:g}",
                          fontsize=9)
         axes[i, 0].set_ylabel("bit accuracy at t1")
