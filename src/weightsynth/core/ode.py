@@ -138,7 +138,7 @@ def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=N
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field), solver, t0, t1, None, y0, args, saveat=saveat,
             stepsize_controller=controller, max_steps=max_steps, throw=False,
-            progress_meter=meter,
+            progress_meter=meter, adjoint=diffrax.ForwardMode(),
         )
     ok = sol.result == diffrax.RESULTS.successful
     if solution:
