@@ -105,6 +105,7 @@ def test_float32_gives_optimum_to_documented_tolerance(big, steps, w_rel):
     _check_weights(prog, big, rel=w_rel)
 
 
+@pytest.mark.filterwarnings("ignore::weightsynth.AccuracyWarning")  # coarse on purpose
 def test_second_synthesis_with_same_shapes_does_not_recompile(rng):
     phi, theta = _problem(rng, 5, 8)
     ws.synthesize(phi, theta, beta=0.5, steps=10)

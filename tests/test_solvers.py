@@ -54,6 +54,9 @@ ORDER_CASES = [
 AT_LEAST = {"dopri5"}
 
 
+# the coarsest grids are coarse on purpose (they measure the order); the warning that says
+# so is tested in tests/test_interpolation.py
+@pytest.mark.filterwarnings("ignore::weightsynth.AccuracyWarning")
 @pytest.mark.parametrize(("solver", "steps"), ORDER_CASES)
 def test_fixed_step_order(problem, solver, steps):
     phi, theta, Z_ref = problem

@@ -63,7 +63,7 @@ def optimal_cost(inputs, targets, activation: str | Activation = "tanh", *,
 class _CallableProgram(Program):
     """Wraps a user callable t -> (n, n) as a program, for the index only (no file kind)."""
 
-    fn: object = eqx.field(static=True)
+    fn: object  # a pytree leaf: a callable module's arrays are traced, never static
     size: int = eqx.field(static=True)
     activation: Activation
     t0: jax.Array
