@@ -83,7 +83,8 @@ QUICK_OVERRIDES: dict = dict(
     n=(64,), loads=(0.05, 0.15), noise=(0.15,), beta=(1 / 64,), seeds=5,
     claim_times=(0.25, 0.5, 2.0, 6.0), curve_load=0.15, digits_noise=(0.25,),
     general_n=16, general_loads=(0.15,), general_noise=(0.15,), general_beta=(1 / 16,),
-    general_t1=(1.0,), general_samples=(5,), general_max_iter=40, maps_seeds=1, maps_loads=(0.1,), maps_noise=(0.15,),
+    general_t1=(1.0,), general_samples=(5,), general_max_iter=40, maps_seeds=1,
+    maps_loads=(0.1,), maps_noise=(0.15,),
     maps_digits_sizes=(100,), maps_smooth_sizes=(100,),
     maps_methods=("synth", "hebbian", "pinv", "ridge", "knn"), quick=True,
 )

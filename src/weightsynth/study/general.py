@@ -5,14 +5,16 @@ r"""Study protocol for programs synthesized under the general indices (derivatio
 exemplars, noisy training samples, fresh noisy test samples). For each index
 (``"correlation"``: phi = -sum_r g(z_r(t1)).theta_r, ``"squared_error"``: phi = sum_r
 ||g(z_r(t1)) - theta_r||^2, ``"paper"``: eq. 3; each plus (1/(2 beta)) int ||W||^2 dt) it
-synthesizes W(t) with :func:`sweep_synthesize` or :func:`direct_synthesize`, runs N from the
-training and the fresh inputs and reports one row per (method, split, t) with the
-experiments' metric names. The same cell also runs the ``baselines`` (outer-product,
-projection, Storkey, ...) on the same samples, so every comparison is paired by seed.
+synthesizes W(t) with :func:`feedback_synthesize` (default), :func:`sweep_synthesize` or
+:func:`direct_synthesize`, runs N from the training and the fresh inputs and reports one
+row per (method, split, t) with the experiments' metric names. The same cell also runs the
+``baselines`` (outer-product, projection, Storkey, ...) on the same samples, so every
+comparison is paired by seed.
 
 Every solve starts from the analytic program W* of the paper's index
-(:func:`~weightsynth.synthesize`): from W = 0 both solvers converge slowly once L is ~10 or
-more, while W* is a good, well-scaled start. The recall indices reward the outputs at t1
+(:func:`~weightsynth.synthesize`): from W = 0 the sweep and direct solvers converge slowly
+once L is ~10 or more, and at t1 = 6 the feedback solver stops at a stationary point next
+to W = 0 (docs/general.md, "Speed"). The recall indices reward the outputs at t1
 only, while the weight penalty grows with t1: at beta = 1/n and t1 = 6 their optimum is
 close to W = 0 (the outputs decay), so the study runs them at short horizons too.
 """

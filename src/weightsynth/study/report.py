@@ -68,10 +68,11 @@ GLOSSARY = {
     "dense": "a modern Hopfield network (dense associative memory): one softmax retrieval "
              "step over the exemplars, then sign",
     "input": "the corrupted input itself, before any recall",
-    "general-correlation": "a program synthesized by the forward-backward sweep for the "
-                           "terminal output correlation index, in N",
-    "general-squared_error": "a program synthesized by the forward-backward sweep for the "
-                             "terminal squared output error index, in N",
+    "general-correlation": "a program synthesized by the general solver (feedback form, "
+                           "docs/general.md) for the terminal output correlation index, in N",
+    "general-squared_error": "a program synthesized by the general solver (feedback form, "
+                             "docs/general.md) for the terminal squared output error index, "
+                             "in N",
 }
 
 
