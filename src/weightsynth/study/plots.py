@@ -234,12 +234,16 @@ def general_figure(df: pd.DataFrame):
                        zip(d.beta, d.t1, d.samples_per_exemplar, d.noise, strict=True)})
     fig, axes = plt.subplots(max(1, len(settings)), 2, figsize=(10, 3.6 * max(1, len(settings))),
                              squeeze=False, sharey=True)
-    loads = sorted(d.load.dropna().unique())
-    single = len(loads) == 1
+    legend = None
     for i, (b, t1, per_ex, z) in enumerate(settings):
+        row = _pick(d, beta=b, t1=t1, noise=z)
+        row = row[row.samples_per_exemplar == per_ex]
+        loads = sorted(row.load.dropna().unique())
+        single = len(loads) == 1   # a one-load row: dots side by side, one per method
+        if not single and legend is None:
+            legend = axes[i, 1]
         for ax, split in zip(axes[i], ("train", "test"), strict=True):
-            s = _pick(d, beta=b, t1=t1, noise=z, split=split)
-            s = s[s.samples_per_exemplar == per_ex]
+            s = row[row.split == split]
             shown = [m for m in COLORS if m in set(s.method)]
             for k, m in enumerate(shown):
                 r = summarize(s[s.method == m], ["load"], "bit_accuracy")
@@ -257,7 +261,7 @@ def general_figure(df: pd.DataFrame):
             ax.set_title(f"{split} samples{per}, noise {z:g}, n={n}, beta={b:g}, t1={t1:g}",
                          fontsize=9)
         axes[i, 0].set_ylabel("bit accuracy at t1")
-    if not single:
-        axes[0, 1].legend(fontsize=7)
+    if legend is not None:
+        legend.legend(fontsize=7)
     fig.tight_layout()
     return fig
