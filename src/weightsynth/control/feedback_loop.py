@@ -12,7 +12,7 @@ current trajectory and L-BFGS restarts.
 Why not optimistix's or optax's L-BFGS: on these 1 MB variables optimistix 0.1.0 spends
 10 ms (history 5) to 50 ms (history 20) per step beyond the 24 ms evaluation of J and its
 gradient, and optax's zoom line search needs about two evaluations per step (n = 100,
-L = 50; /benchmarks/bench_general.py). The loop below costs one evaluation per accepted step
+L = 50; docs/general.md, "Optimizer"). The loop below costs one evaluation per accepted step
 plus a few vector operations per history entry.
 """
 
