@@ -221,7 +221,7 @@ def _writable_dir(out: str):
 def reproduce(
     out: str = typer.Option(..., "--out", metavar="DIR",
                             help="Output folder (created if missing)."),
-    quick: bool = typer.Option(False, "--quick", help="Small n, few seeds: 86 s measured on 2 "
+    quick: bool = typer.Option(False, "--quick", help="Small n, few seeds: 67 s measured on 2 "
                                "idle cores with a warm compilation cache, 15 min at load 12."),
     seed: str = typer.Option(None, metavar="INT", help="Base random seed (default 0)."),
     config: str = typer.Option(None, "--config", metavar="FILE.toml",
