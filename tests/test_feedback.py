@@ -8,6 +8,7 @@ n = 4, L = 3, T = 21 nodes where possible so the compiled chunk is reused.
 """
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -197,3 +198,28 @@ def test_float32_problem_stays_float32_and_matches_float64(data, solved):
     assert res.program.C.dtype == np.float32
     J64 = solved["correlation"][1].J
     assert abs(res.J - J64) <= 1e-4 * abs(J64)
+
+
+def test_lbfgs_direction_matches_the_dense_bfgs_update():
+    """The two-loop recursion over the ring equals -H g with H from the BFGS update applied
+    to gamma I, oldest pair first (dense NumPy); empty slots (rho = 0) are skipped."""
+    from weightsynth.control.feedback_loop import _direction
+
+    rng = np.random.default_rng(5)
+    N, m, head = 7, 4, 2
+    A = rng.standard_normal((N, N))
+    A = A @ A.T + N * np.eye(N)            # SPD: s.y > 0 for every pair
+    S = rng.standard_normal((m, N))
+    Y = S @ A.T
+    rho = 1 / np.einsum("ij,ij->i", S, Y)
+    g, gamma = rng.standard_normal(N), 0.7
+    for filled in (m, 2):                   # a full ring, and one with two empty slots
+        order = [(head + i) % m for i in range(m)][m - filled:]   # oldest to newest
+        r = np.where(np.isin(np.arange(m), order), rho, 0.0)
+        H = gamma * np.eye(N)
+        for k in order:
+            V = np.eye(N) - rho[k] * np.outer(Y[k], S[k])
+            H = V.T @ H @ V + rho[k] * np.outer(S[k], S[k])
+        d = _direction(jnp.asarray(g), jnp.asarray(S), jnp.asarray(Y), jnp.asarray(r),
+                       jnp.asarray(head), jnp.asarray(gamma))
+        np.testing.assert_allclose(np.asarray(d), -H @ g, rtol=1e-12, atol=1e-12)
