@@ -130,5 +130,13 @@ def test_reproduce_through_the_engine_resumes_and_matches_in_process(tmp_path):
     b = pd.read_parquet(seq / "results.parquet")
     assert "cell_key" not in a and "general-correlation" in set(a.method)
     wall = [c for c in a.columns if c.endswith("_seconds")]   # timings differ run to run
-    pd.testing.assert_frame_equal(a.drop(columns=wall), b.drop(columns=wall),
-                                  check_exact=False, rtol=1e-9, atol=1e-12)
+    a, b = a.drop(columns=wall), b.drop(columns=wall)
+    # the general programs come from an iterative solver stopped at rtol 1e-6: workers run
+    # XLA on one thread, this process on several, so round-off (the order of GEMM sums)
+    # moves its path; they agree to the solver's tolerance, the rest to round-off
+    gen = a.method.str.startswith("general-").to_numpy()
+    assert (gen == b.method.str.startswith("general-").to_numpy()).all()
+    pd.testing.assert_frame_equal(a[~gen], b[~gen], check_exact=False, rtol=1e-9, atol=1e-12)
+    last = ["residual", "iterations"]   # where the run stopped, not what it found
+    pd.testing.assert_frame_equal(a[gen].drop(columns=last), b[gen].drop(columns=last),
+                                  check_exact=False, rtol=1e-6, atol=1e-9)

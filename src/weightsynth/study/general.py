@@ -107,7 +107,8 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
     ts = np.linspace(0.0, float(t1), int(n_times))
     base = dict(protocol="general", n=n, K=K, L=len(train.inputs), load=float(load),
                 noise=float(noise), beta=float(beta), t1=float(t1),
-                samples_per_exemplar=int(samples_per_exemplar), seed=int(seed))
+                samples_per_exemplar=int(samples_per_exemplar), seed=int(seed),
+                solver=solver)  # every row, the baselines' too: the cell's parameters
     rows: list[dict] = []
     pK = max(K, pad_K or 0)
     pad = pK * max(samples_per_exemplar, test_samples_per_exemplar)
@@ -126,7 +127,7 @@ def general_study_cell(*, n: int, load: float, noise: float, beta: float, t1: fl
                                                 float(t1), pad_L=pad)),
                            beta=float(beta), t1=float(t1))
     for name in indices:
-        rows += _solve_rows(name, solve, train, test, ts, dict(base, solver=solver),
+        rows += _solve_rows(name, solve, train, test, ts, base,
                             float(beta), float(t1), start, nodes, max_iter, pad)
     return rows
 
