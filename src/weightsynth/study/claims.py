@@ -141,6 +141,8 @@ def claim_index(auto: pd.DataFrame) -> dict:
 
 
 GENERAL_RIVALS = ("outer_continuous", "outer_discrete", "projection", "storkey")
+#: the columns that name a setting of protocol general in a claim (absent ones are skipped)
+GENERAL_SETTING = ("load", "noise", "beta", "t1", "samples_per_exemplar")
 
 
 def general_comparison(gen: pd.DataFrame) -> pd.DataFrame:
@@ -183,10 +185,8 @@ def claim_general(comp: pd.DataFrame, gen: pd.DataFrame, split: str) -> dict:
         for verdict in ("better", "worse"):
             sel = g[g.verdict == verdict]
             if len(sel):
-                cols = ["load", "noise", "beta", "t1"] + (["samples_per_exemplar"]
-                                                  if "samples_per_exemplar" in sel else [])
                 params.append(f"{m.removeprefix('general-')} vs {rival} {verdict}: "
-                              f"{_ranges(sel, cols)}")
+                              f"{_ranges(sel, GENERAL_SETTING)}")
     seeds = int(c["count"].min())
     ev = "; ".join(parts) + f"; {seeds} seeds per setting (95% t-intervals)"
     if seeds < MIN_SEEDS:
