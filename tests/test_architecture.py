@@ -55,6 +55,7 @@ ALLOWED = {
 #: third-party packages a function may import where it uses them (heavy or optional)
 LAZY_OK = {"jax", "dask", "distributed", "rich", "tqdm", "sklearn", "matplotlib", "scipy",
            "pandas", "pyarrow", "casadi", "psutil",
+           "diffrax",  # 0.6 s to import, needed only to trace a solve (core.ode.diffrax)
            "fcntl"}  # POSIX only: the sweep store's driver lock degrades without it
 #: modules allowed to import weightsynth modules inside functions (entry points)
 DEFERRED_OK = {"weightsynth.cli"}

@@ -1,4 +1,4 @@
-"""JAX's persistent compilation cache, in the user's cache folder.
+"""The on-disk caches of compiled code: JAX's compilation cache and exported kernels.
 
 Compiling the solvers takes seconds; the cache keeps the compiled programs on disk so that
 a second process (a rerun, a Dask worker, the next test run) loads them instead. weightsynth
@@ -12,12 +12,32 @@ picks the folder; the default is ``$XDG_CACHE_HOME/weightsynth/jax`` (``~/.cache
 On a cluster, point every machine's workers at a folder of their own or at one shared
 folder (the cache is safe to share between processes): set the variable in the workers'
 environment.
+
+The compilation cache skips XLA's compilation, but each process must still trace and lower
+every solver to find its entry (for a diffrax solve, 0.3-0.5 s). :func:`persistent_jit`
+skips that too: the first process exports each kernel it traces (``jax.export``, StableHLO
+in a file under ``weightsynth-exported/`` of the same folder), and later processes load and
+call the export. An export is found by a key of everything that shapes the trace: the
+function, the structure and static values of its arguments, their shapes and dtypes, the
+source files of weightsynth and the versions of JAX, jaxlib, diffrax and equinox. The same
+switch turns both caches off.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import enum
+import functools
+import hashlib
+import importlib.metadata
 import os
+import tempfile
 from pathlib import Path
+
+import equinox as eqx
+import jax
+from jax import export
 
 ENV = "WEIGHTSYNTH_COMPILATION_CACHE"
 _OFF = {"0", "off", "false", "no", "none", ""}
@@ -37,8 +57,6 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     to seconds); nothing else of JAX's configuration
     changes.
     """
-    import jax
-
     folder = Path(path) if path is not None else default_cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -51,11 +69,168 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
 
 def enable_default() -> Path | None:
     """What importing ``weightsynth.core`` does: the cache unless the user chose otherwise."""
-    import jax
-
     setting = os.environ.get(ENV)
     if setting is not None and setting.strip().lower() in _OFF:
         return None
     if jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return None
     return enable_compilation_cache(setting or None)
+
+
+# ---- exported kernels -------------------------------------------------------------------
+EXPORT_FOLDER = "weightsynth-exported"
+
+
+def persistent_jit(fn):
+    """``eqx.filter_jit(fn)`` whose traced and lowered form is kept on disk across processes.
+
+    Array leaves of the arguments are traced, everything else is static, as with
+    ``eqx.filter_jit``. The first call of a new key exports the kernel and writes it
+    (atomically) to the export folder; later calls in this process, and first calls in the
+    next one, call the export, whose XLA compilation the compilation cache then supplies.
+    Plain ``eqx.filter_jit`` runs instead when the caches are off, inside an outer trace,
+    when a static value has no stable description (an object known only by its address), or
+    when the kernel cannot be exported (a host callback, such as a progress bar) or its
+    results are not plain containers of arrays. A file that fails to load is exported anew.
+    """
+    jitted = eqx.filter_jit(fn)
+    calls: dict[str, object] = {}  # key -> jitted call of the export, or None: use ``jitted``
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        folder = _export_folder()
+        if folder is None:
+            return jitted(*args, **kwargs)
+        leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+        traced = [eqx.is_array(x) for x in leaves]
+        arrays = [x for x, t in zip(leaves, traced, strict=True) if t]
+        if any(isinstance(x, jax.core.Tracer) for x in arrays):
+            return jitted(*args, **kwargs)
+        key = _export_key(fn, treedef, [x for x, t in zip(leaves, traced, strict=True)
+                                        if not t], arrays)
+        if key is None:
+            return jitted(*args, **kwargs)
+        if key not in calls:
+            calls[key] = _load_or_export(fn, key, folder, treedef, leaves, traced, arrays)
+        exported = calls[key]
+        return jitted(*args, **kwargs) if exported is None else exported(*arrays)
+
+    def cache_size() -> int:
+        """How many compiled versions exist in this process (as ``jax.jit``'s)."""
+        exported = sum(f._cache_size() for f in calls.values() if f is not None)
+        return exported + jitted._cached._cache_size()
+
+    call.__wrapped__ = fn
+    call._cache_size = cache_size
+    return call
+
+
+def _export_folder() -> Path | None:
+    setting = os.environ.get(ENV)
+    if setting is not None and setting.strip().lower() in _OFF:
+        return None
+    base = jax.config.jax_compilation_cache_dir
+    if not base or "://" in str(base):
+        return None
+    return Path(base) / EXPORT_FOLDER
+
+
+@functools.cache
+def _environment() -> str:
+    """What every key shares: weightsynth's source files, the versions that shape a trace."""
+    digest = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    versions = []
+    for dist in ("jax", "jaxlib", "diffrax", "equinox"):
+        try:
+            versions.append(f"{dist}={importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{dist}=?")
+    return digest.hexdigest() + ";" + ";".join(versions)
+
+
+def _describe(x) -> str | None:
+    """A description of a static value that is the same in every process, or None."""
+    if x is None or isinstance(x, (bool, int, float, str, bytes)):
+        return f"{type(x).__name__}:{x!r}"
+    if isinstance(x, enum.Enum):
+        return f"{type(x).__module__}.{type(x).__qualname__}.{x.name}"
+    if isinstance(x, (tuple, list, frozenset)):
+        parts = [_describe(v) for v in (sorted(x, key=repr) if isinstance(x, frozenset) else x)]
+        return None if None in parts else f"{type(x).__name__}({','.join(parts)})"
+    if isinstance(x, type):
+        return f"type:{x.__module__}.{x.__qualname__}"
+    if dataclasses.is_dataclass(x) and type(x).__dataclass_params__.frozen:
+        parts = [_describe(getattr(x, f.name)) for f in dataclasses.fields(x)]
+        if None in parts:
+            return None
+        return f"{type(x).__module__}.{type(x).__qualname__}({','.join(parts)})"
+    return None
+
+
+def _export_key(fn, treedef, statics, arrays) -> str | None:
+    structure = str(treedef)
+    if " at 0x" in structure:  # a static field known only by its address
+        return None
+    described = [_describe(x) for x in statics]
+    if None in described:
+        return None
+    avals = [(tuple(x.shape), str(jax.dtypes.canonicalize_dtype(x.dtype)),
+              bool(getattr(x, "weak_type", False))) for x in arrays]
+    config = (jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision,
+              jax.default_backend(), os.environ.get("EQX_ON_ERROR"))
+    text = repr((fn.__module__, fn.__qualname__, structure, described, avals, config,
+                 _environment()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _load_or_export(fn, key, folder: Path, treedef, leaves, traced, arrays):
+    """The jitted call of the export under ``key``: read from ``folder``, or exported now and
+    written there; None if this kernel cannot be exported."""
+    path = folder / f"{key}.stablehlo"
+    exported = None
+    if path.is_file():
+        try:
+            exported = export.deserialize(bytearray(path.read_bytes()))
+        except Exception:  # noqa: BLE001 - a damaged or foreign file: export again
+            exported = None
+    if exported is None:
+        def flat(*values):
+            it = iter(values)
+            full = [next(it) if t else x for x, t in zip(leaves, traced, strict=True)]
+            a, k = jax.tree_util.tree_unflatten(treedef, full)
+            return fn(*a, **k)
+
+        specs = [jax.ShapeDtypeStruct(x.shape, jax.dtypes.canonicalize_dtype(x.dtype),
+                                      weak_type=bool(getattr(x, "weak_type", False)))
+                 for x in arrays]
+        try:
+            data = export.export(jax.jit(flat))(*specs).serialize()
+        except Exception:  # noqa: BLE001 - host callbacks, custom result types: plain jit
+            return None
+        _write_atomically(folder, path, data)
+        # called as read back, as the next process will: a file does not keep weak types,
+        # and results that differ in them would key the next kernel differently
+        exported = export.deserialize(bytearray(data))
+    return jax.jit(exported.call)
+
+
+def _write_atomically(folder: Path, path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so that a reader
+    never sees half a file; on a read-only or full disk, write nothing (the next process
+    exports again)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

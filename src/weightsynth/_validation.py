@@ -103,6 +103,23 @@ def check_int(value, name: str, *, minimum: int = 1, none_ok: bool = False) -> i
     return int(value)
 
 
+def device_array(x, dtype=None):
+    """``x`` as a JAX array (of ``dtype``), by a transfer, never a computation.
+
+    ``jnp.asarray`` of host data compiles a small program for every new shape (10-20 ms
+    each, even from the compilation cache), a large share of a short run;
+    ``jax.device_put`` of a NumPy array or a Python number compiles nothing and keeps a
+    Python number's weak type. A JAX array stays on its device.
+    """
+    import jax
+
+    if isinstance(x, jax.Array):
+        return x if dtype is None or x.dtype == np.dtype(dtype) else x.astype(dtype)
+    if dtype is None and isinstance(x, (bool, int, float)):
+        return jax.device_put(x)
+    return jax.device_put(np.asarray(x, dtype))
+
+
 def _dtype_of(x) -> np.dtype:
     dt = getattr(x, "dtype", None)
     return np.dtype(dt) if dt is not None else np.asarray(x).dtype

@@ -39,7 +39,7 @@ import optimistix as optx
 import pandas as pd
 
 from .._validation import check_int
-from ..core.ode import SOLVERS, SolverConfig, uniform_grid
+from ..core.ode import SOLVERS, SolverConfig, diffrax_solver, uniform_grid
 from ..core.program import Program
 from .grid_program import GridProgram, interp_nodes
 from .problem import Problem
@@ -107,7 +107,7 @@ def _initial_weights(problem: Problem, W0, grid: _Grid, seed: int) -> np.ndarray
 
 
 def _integrate(field_fn, y0, t_from, t_to, step_ts, cfg: SolverConfig, save_ts, dense=False):
-    solver = SOLVERS[cfg.solver][0]()
+    solver = diffrax_solver(cfg.solver)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field_fn), solver, t_from, t_to, None, y0, None,
         saveat=diffrax.SaveAt(ts=save_ts, dense=dense),

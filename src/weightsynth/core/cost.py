@@ -17,20 +17,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._cache import persistent_jit
 from .._deprecation import positional_deprecated
-from .._validation import as_matrix, check_interval, check_pair, check_positive, resolve_dtype
+from .._validation import (
+    as_matrix,
+    check_interval,
+    check_pair,
+    check_positive,
+    device_array,
+    resolve_dtype,
+)
 from . import dynamics as dyn
 from .activations import Activation, get_activation
 from .ode import (
     INDEX_ATOL,
     INDEX_RTOL,
     SolverConfig,
+    diffrax,
     finite_rows,
     raise_if_failed,
     solve,
@@ -156,12 +164,12 @@ def evaluate_index(
     prog = _as_program(program, phi.shape[1], act, t0, t1, dt)
     cfg = solver_config(solver, steps=steps, rtol=rtol, atol=atol, max_steps=max_steps)
     grid = uniform_grid(t0, t1, cfg.steps or 1)
-    Z0 = act.ginv(jnp.asarray(phi, dt))
-    Theta = jnp.asarray(theta, dt)
+    Z0 = act.ginv(device_array(phi, dt))
+    Theta = device_array(theta, dt)
     probe = np.linspace(t0, t1, _N_PROBES)
-    out, ok, fin = _integrate_index(prog, Z0, Theta, jnp.asarray(beta, dt),
-                                    jnp.asarray(t0, dt), jnp.asarray(t1, dt),
-                                    jnp.asarray(grid, dt), jnp.asarray(probe, dt), act, cfg)
+    out, ok, fin = _integrate_index(prog, Z0, Theta, np.asarray(beta, dt), np.asarray(t0, dt),
+                                    np.asarray(t1, dt), np.asarray(grid, dt),
+                                    np.asarray(probe, dt), act, cfg)
     raise_if_failed(ok, fin, probe, "evaluating the index (solve of N)")
     Z1, run2, exc2 = (np.asarray(x)[-1] for x in out)
     terminal = -float(np.sum(Z1 * theta))
@@ -182,7 +190,7 @@ def _all_finite(t, y, args):
     return jnp.where(ok, 1.0, 0.0)
 
 
-@eqx.filter_jit
+@persistent_jit
 def _integrate_index(prog, Z0, Theta, beta, t0, t1, grid, probe, act, cfg):
     def field(t, y, args):
         Z, _, _ = y
@@ -195,8 +203,9 @@ def _integrate_index(prog, Z0, Theta, beta, t0, t1, grid, probe, act, cfg):
         return dZ, running, excess
 
     zero = jnp.zeros((), Z0.dtype)
-    saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=t1[None]),
-                                  diffrax.SubSaveAt(ts=probe, fn=_all_finite)])
+    dfx = diffrax()
+    saveat = dfx.SaveAt(subs=[dfx.SubSaveAt(ts=t1[None]),
+                              dfx.SubSaveAt(ts=probe, fn=_all_finite)])
     (ys, finite), ok, _ = solve(field, (Z0, zero, zero), t0, t1, None, cfg,
                                 step_ts=None if cfg.adaptive else grid, saveat=saveat)
     finite = finite == 1.0

@@ -20,6 +20,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from .._validation import device_array
+
 #: the shortest padded length: programs of up to this many stored times share one shape
 MIN_CAPACITY = 257
 
@@ -46,7 +48,7 @@ def pad(ts, X, length: int):
     ts, X = (xp.asarray(a) for a in (ts, X))
     ts = xp.concatenate([ts, xp.broadcast_to(ts[-1], (extra,))])
     X = xp.concatenate([X, xp.broadcast_to(X[-1], (extra, *X.shape[1:]))])
-    return jnp.asarray(ts), jnp.asarray(X)
+    return device_array(ts), device_array(X)
 
 
 def hermite(ts, X, field, t):

@@ -9,10 +9,10 @@ comes back to the host, where :func:`raise_if_failed` turns a failure into a
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from dataclasses import dataclass
 
-import diffrax
 import equinox._errors as _eqx_errors  # its EQX_ON_ERROR is read as a check is traced
 import jax.numpy as jnp
 import numpy as np
@@ -21,33 +21,58 @@ from .._validation import check_int
 from ..errors import SolveError
 
 
-class RK4(diffrax.AbstractERK):
-    """The classical fourth-order Runge-Kutta method (fixed steps only: no error estimate)."""
+def diffrax():
+    """The diffrax module, imported on first use.
 
-    tableau = diffrax.ButcherTableau(
-        c=np.array([0.5, 0.5, 1.0]),
-        b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
-        b_error=np.zeros(4),
-        a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
-    )
-    interpolation_cls = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+    Importing diffrax (with lineax and optimistix) takes about 0.6 s. Only tracing a solve
+    needs it, and a process whose kernels all come from the export cache
+    (:func:`weightsynth._cache.persistent_jit`) traces none, so every module of this layer
+    reaches diffrax through this function instead of importing it at load time.
+    """
+    import diffrax as module
 
-    def order(self, terms):
-        return 4
+    return module
 
 
-#: name -> (diffrax solver class, classical order)
-SOLVERS: dict[str, tuple[type, int]] = {
-    "euler": (diffrax.Euler, 1),
-    "heun": (diffrax.Heun, 2),
-    "midpoint": (diffrax.Midpoint, 2),
-    "ralston": (diffrax.Ralston, 2),
-    "bosh3": (diffrax.Bosh3, 3),
-    "rk4": (RK4, 4),
-    "tsit5": (diffrax.Tsit5, 5),
-    "dopri5": (diffrax.Dopri5, 5),
-    "dopri8": (diffrax.Dopri8, 8),
+@functools.cache
+def _rk4():
+    dfx = diffrax()
+
+    class RK4(dfx.AbstractERK):
+        """The classical fourth-order Runge-Kutta method (fixed steps only: no error
+        estimate)."""
+
+        tableau = dfx.ButcherTableau(
+            c=np.array([0.5, 0.5, 1.0]),
+            b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+            b_error=np.zeros(4),
+            a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
+        )
+        interpolation_cls = dfx.ThirdOrderHermitePolynomialInterpolation.from_k
+
+        def order(self, terms):
+            return 4
+
+    return RK4
+
+
+#: name -> (diffrax solver class name, classical order); "rk4" is this module's own
+SOLVERS: dict[str, tuple[str, int]] = {
+    "euler": ("Euler", 1),
+    "heun": ("Heun", 2),
+    "midpoint": ("Midpoint", 2),
+    "ralston": ("Ralston", 2),
+    "bosh3": ("Bosh3", 3),
+    "rk4": ("RK4", 4),
+    "tsit5": ("Tsit5", 5),
+    "dopri5": ("Dopri5", 5),
+    "dopri8": ("Dopri8", 8),
 }
+
+
+def diffrax_solver(name: str):
+    """A diffrax solver instance for a name of :data:`SOLVERS`."""
+    return _rk4()() if name == "rk4" else getattr(diffrax(), SOLVERS[name][0])()
 
 
 #: default tolerances of synthesis and recall
@@ -120,27 +145,28 @@ def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=N
     ``(ys, ok, num_steps)`` where ``ok`` is False if the solver failed, and with
     ``solution=True`` also diffrax's ``Solution`` (for its dense output).
     """
-    solver = SOLVERS[cfg.solver][0]()
+    dfx = diffrax()
+    solver = diffrax_solver(cfg.solver)
     if cfg.adaptive:
-        controller = diffrax.PIDController(rtol=cfg.rtol, atol=cfg.atol)
+        controller = dfx.PIDController(rtol=cfg.rtol, atol=cfg.atol)
         max_steps = cfg.max_steps if max_steps is None else max_steps
     else:
-        controller = diffrax.StepTo(ts=step_ts)
+        controller = dfx.StepTo(ts=step_ts)
         max_steps = cfg.steps
     if saveat is not None:
         pass
     elif save_ts is None:
-        saveat = diffrax.SaveAt(t0=True, steps=True, fn=save_fn or _identity)
+        saveat = dfx.SaveAt(t0=True, steps=True, fn=save_fn or _identity)
     else:
-        saveat = diffrax.SaveAt(ts=save_ts, fn=save_fn or _identity)
-    meter = diffrax.TqdmProgressMeter() if cfg.progress else diffrax.NoProgressMeter()
+        saveat = dfx.SaveAt(ts=save_ts, fn=save_fn or _identity)
+    meter = dfx.TqdmProgressMeter() if cfg.progress else dfx.NoProgressMeter()
     with _checks_without_callbacks():
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(field), solver, t0, t1, None, y0, args, saveat=saveat,
+        sol = dfx.diffeqsolve(
+            dfx.ODETerm(field), solver, t0, t1, None, y0, args, saveat=saveat,
             stepsize_controller=controller, max_steps=max_steps, throw=False,
-            progress_meter=meter, adjoint=diffrax.ForwardMode(),
+            progress_meter=meter, adjoint=dfx.ForwardMode(),
         )
-    ok = sol.result == diffrax.RESULTS.successful
+    ok = sol.result == dfx.RESULTS.successful
     if solution:
         return sol.ys, ok, sol.stats["num_steps"], sol
     return sol.ys, ok, sol.stats["num_steps"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import abc
 import importlib.metadata
 import json
-from functools import partial
 from typing import ClassVar
 
 import equinox as eqx
@@ -23,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validation import as_matrix, check_interval, check_times
+from .._cache import persistent_jit
+from .._validation import as_matrix, check_interval, check_times, device_array
 from .._version import __version__
 from ..errors import ProgramFileError
 from ..formats.program_file import load_program_file, require, save_program_file
@@ -100,7 +100,7 @@ class Program(eqx.Module):
     def weights(self, t) -> np.ndarray:
         """W(t): an (n, n) array for a scalar t, or (len(t), n, n) for a 1-D array of times."""
         ts = self._times(t, "t")
-        out = np.asarray(_weights_many(self, jnp.asarray(ts, self.dtype)))
+        out = np.asarray(_weights_many(self, device_array(ts, self.dtype)))
         return out[0] if np.ndim(t) == 0 else out
 
     def _queries(self, x) -> np.ndarray:
@@ -111,13 +111,13 @@ class Program(eqx.Module):
     def trajectory(self, x, ts) -> np.ndarray:
         """States z(t) of N run from outputs ``x`` (B, n) at t0: shape (len(ts), B, n)."""
         ts = self._times(ts, "ts")
-        Zq0 = self.activation.ginv(jnp.asarray(self._queries(x)))
+        Zq0 = self.activation.ginv(device_array(self._queries(x)))
         return self._run(Zq0, ts)
 
     def recall(self, x) -> np.ndarray:
         """Outputs g(z(t1)) of N run from outputs ``x`` (B, n) at t0: shape (B, n)."""
         z1 = self.trajectory(x, np.array([float(self.t1)]))[0]
-        return np.asarray(self.activation.g(jnp.asarray(z1)))
+        return np.asarray(self.activation.g(device_array(z1)))
 
     def _run(self, Zq0, ts: np.ndarray) -> np.ndarray:
         """States of N from activations ``Zq0`` at ``ts``: :func:`simulate_network`."""
@@ -189,13 +189,13 @@ def as_scalar(value) -> jax.Array:
     Always weakly typed (from a Python float), so it never promotes a float32 program and
     every program of one shape has the same abstract signature.
     """
-    return jnp.asarray(float(value))
+    return device_array(float(value))
 
 
 def stats_arrays(stats: dict) -> dict:
     """Solver statistics with numbers as 0-d arrays: traced leaves, so a new step count
     never recompiles. Strings (a stop reason) stay, and are static: keep them few-valued."""
-    return {str(k): v if isinstance(v, str) else jnp.asarray(v) for k, v in dict(stats).items()}
+    return {str(k): v if isinstance(v, str) else device_array(v) for k, v in dict(stats).items()}
 
 
 def stats_json(stats: dict) -> str:
@@ -204,7 +204,7 @@ def stats_json(stats: dict) -> str:
                        for k, v in stats.items()})
 
 
-@eqx.filter_jit
+@persistent_jit
 def _weights_many(prog: Program, ts):
     return jax.vmap(prog.weights_at)(ts)
 
@@ -249,7 +249,7 @@ class WeightProgram(Program):
         self.stats = stats_arrays(self.stats)
         for name in ("Z0", "Theta", "ts", "X"):
             value = getattr(self, name)
-            arr = jnp.asarray(value)
+            arr = device_array(value)
             if arr.dtype != np.dtype(value.dtype):
                 raise ValueError(
                     f"the program's {name} is {np.dtype(value.dtype)}, which JAX holds only "
@@ -307,9 +307,15 @@ class WeightProgram(Program):
     def interval_errors(self) -> tuple[np.ndarray, np.ndarray]:
         """Per stored interval: the estimated interpolation error in the solver's norm
         (1 = the tolerance ``rtol``/``atol``), and the error it makes in W (Frobenius)."""
+        ratio, dW, _ = self._defects()
+        return ratio, dW
+
+    def _defects(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`interval_errors` and ||W||_F^2 at every stored time, from one kernel."""
         k = self.stored_times
-        ratio, dW = _defects(self, self.solver.rtol, self.solver.atol)
-        return np.asarray(ratio)[: k - 1], np.asarray(dW)[: k - 1]
+        ratio, dW, w2 = (np.asarray(a) for a in _defects(self, self.solver.rtol,
+                                                            self.solver.atol))
+        return ratio[: k - 1], dW[: k - 1], w2[:k]
 
     def interpolation_excess(self) -> float:
         """Estimated relative excess that interpolating between stored times costs, relative
@@ -319,18 +325,15 @@ class WeightProgram(Program):
         An a-posteriori estimate from the defect of the interpolant (see
         :func:`weightsynth.core.interpolation.interval_errors`), not a bound.
         """
-        J_star = -float(jnp.sum(self.Z0 * self.Theta))
-        ts, X = self.stored()
-        beta, dW = float(self.beta), self.interval_errors()[1]
+        J_star = -float(np.sum(np.asarray(self.Z0) * np.asarray(self.Theta)))
+        ts, _ = self.stored()
+        _, dW, w2 = self._defects()
+        beta = float(self.beta)
         rel = relative_excess_estimate(ts, dW, beta, J_star, 0.0)
         if rel <= 1e-12:  # negligible already; a larger scale could only make it smaller
             return rel
-        # the effort (1/(2 beta)) int ||W||^2 dt, with ||W||_F^2 = beta^2 ||Theta^T G||_F^2
-        # = beta^2 sum((Theta Theta^T) * (G G^T)): O(n L^2) per stored time, W never formed
-        TT = self.Theta @ self.Theta.T
-        w2 = np.array([float(jnp.sum(TT * dyn.gram(self.activation.g(self._to_states(t, x)))))
-                       for t, x in zip(ts, X, strict=True)])
-        effort = 0.5 * beta * float(np.sum(np.diff(ts) * 0.5 * (w2[1:] + w2[:-1])))
+        # the effort (1/(2 beta)) int ||W||^2 dt, by the trapezoid rule on the stored times
+        effort = 0.5 / beta * float(np.sum(np.diff(ts) * 0.5 * (w2[1:] + w2[:-1])))
         return relative_excess_estimate(ts, dW, beta, J_star, effort)
 
     def weights_at(self, t):
@@ -340,14 +343,14 @@ class WeightProgram(Program):
         """States Z(t) of the formal system S: (L, n) for a scalar t, (len(t), L, n) for a
         1-D array of times in [t0, t1]."""
         ts = self._times(t, "t")
-        out = np.asarray(_states_many(self, jnp.asarray(ts, self.dtype)))
+        out = np.asarray(_states_many(self, device_array(ts, self.dtype)))
         return out[0] if np.ndim(t) == 0 else out
 
     def _run(self, Zq0, ts):
         B, n, L = Zq0.shape[0], self.n, self.L
         dense = 2 * n * n * L + 2 * B * n * n < 4 * B * L * n
-        grid = None if self.solver.adaptive else jnp.asarray(self.stored()[0], self.dtype)
-        save_ts = jnp.asarray(ts, self.dtype)
+        grid = None if self.solver.adaptive else device_array(self.stored()[0], self.dtype)
+        save_ts = device_array(ts, self.dtype)
         ys, ok, fin = _run_queries(self, Zq0, grid, save_ts, dense=dense)
         raise_if_failed(ok, fin, ts, "running the network")
         return np.asarray(ys)
@@ -372,13 +375,17 @@ class WeightProgram(Program):
                    coords=meta["coords"], stats=json.loads(meta.get("stats", "{}")), **common)
 
 
-@eqx.filter_jit
+@persistent_jit
 def _states_many(prog: WeightProgram, ts):
     return jax.vmap(prog._states_jax)(ts)
 
 
-@eqx.filter_jit
+@persistent_jit
 def _defects(prog: WeightProgram, rtol, atol):
+    """Per stored interval the error ratio and the W error of the interpolant (see
+    :meth:`WeightProgram.interval_errors`); per stored time ||W||_F^2, as
+    beta^2 ||Theta^T G||_F^2 = beta^2 sum((Theta Theta^T) * (G G^T)): O(n L^2), W never
+    formed."""
     err, tq, Xq = interval_errors(prog.ts, prog.X, prog._field)
 
     def dW(t, Xs, e):
@@ -387,10 +394,17 @@ def _defects(prog: WeightProgram, rtol, atol):
             - dyn.optimal_weights(Z, prog.Theta, prog.beta, prog.activation)
         return jnp.sqrt(jnp.sum(D * D))
 
-    return error_ratios(err, prog.X, rtol, atol), jax.vmap(dW)(tq, Xq, err)
+    TT = prog.Theta @ prog.Theta.T
+
+    def w2(t, X):
+        G = prog.activation.g(prog._to_states(t, X))
+        return prog.beta**2 * jnp.sum(TT * dyn.gram(G))
+
+    return (error_ratios(err, prog.X, rtol, atol), jax.vmap(dW)(tq, Xq, err),
+            jax.vmap(w2)(prog.ts, prog.X))
 
 
-@partial(eqx.filter_jit)
+@persistent_jit
 def _run_queries(prog: WeightProgram, Zq0, grid, save_ts, *, dense: bool):
     """Queries through N under W*(t), integrated jointly with S so W*(t) is exact (eq. 11)."""
 
@@ -456,14 +470,14 @@ def simulate_network(prog: Program, Zq0, ts: np.ndarray) -> np.ndarray:
     program without a faster form of its own runs through.
     """
     cfg = prog.solver
-    grid = None if cfg.adaptive else jnp.asarray(
+    grid = None if cfg.adaptive else device_array(
         uniform_grid(float(prog.t0), float(prog.t1), cfg.steps), prog.dtype)
-    ys, ok, fin = _simulate(prog, Zq0, grid, jnp.asarray(ts, prog.dtype))
+    ys, ok, fin = _simulate(prog, Zq0, grid, device_array(ts, prog.dtype))
     raise_if_failed(ok, fin, ts, "running the network")
     return np.asarray(ys)
 
 
-@eqx.filter_jit
+@persistent_jit
 def _simulate(prog: Program, Zq0, grid, save_ts):
     ys, ok, _ = solve(lambda t, Z, args: prog.field(t, Z), Zq0, prog.t0, prog.t1, None,
                       prog.solver, step_ts=grid, save_ts=save_ts)

@@ -13,14 +13,19 @@ import dataclasses
 import warnings
 from functools import partial
 
-import diffrax
-import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from .._cache import persistent_jit
 from .._deprecation import positional_deprecated
-from .._validation import check_int, check_interval, check_pair, check_positive, resolve_dtype
+from .._validation import (
+    check_int,
+    check_interval,
+    check_pair,
+    check_positive,
+    device_array,
+    resolve_dtype,
+)
 from ..errors import AccuracyWarning, SolveError
 from . import dynamics as dyn
 from .activations import Activation, get_activation
@@ -29,6 +34,7 @@ from .ode import (
     ATOL,
     RTOL,
     SolverConfig,
+    diffrax,
     raise_if_failed,
     solve,
     solver_config,
@@ -114,11 +120,11 @@ def synthesize(
     if coords == "auto":
         coords = "reduced" if L <= n else "direct"
 
-    Z0 = act.ginv(jnp.asarray(phi, dt))
-    Theta = jnp.asarray(theta, dt)
-    if not bool(jnp.all(jnp.isfinite(Z0))):
+    Z0 = act.ginv(device_array(phi, dt))
+    Theta = device_array(theta, dt)
+    if not np.isfinite(np.asarray(Z0)).all():
         raise ValueError(f"inputs are too close to the edge of g's range for {dt} precision")
-    X0 = jnp.zeros((L, L), dt) if coords == "reduced" else Z0
+    X0 = device_array(np.zeros((L, L), dt)) if coords == "reduced" else Z0
     ts, X, num_steps, dense = _stored_solve(X0, Z0, Theta, beta, t0, t1, act, coords, cfg,
                                             n_save, dt)
     prog = WeightProgram(
@@ -133,7 +139,9 @@ def synthesize(
 
 
 def _stored_solve(X0, Z0, Theta, beta, t0, t1, act, coords, cfg, n_save, dt):
-    """Solve S once, keeping t0 and every accepted step: (ts, X, steps taken, dense output).
+    """Solve S once, keeping t0 and every accepted step: (ts, X, steps taken, dense), where
+    ``dense`` holds what :func:`_evaluate` needs: the leaves of the solver's dense output
+    and the solve's own arguments.
 
     diffrax saves steps into a buffer of ``max_steps`` rows; it starts at ``n_save`` rows
     and doubles (one more compile) only when the solver needs more steps than fit.
@@ -141,10 +149,10 @@ def _stored_solve(X0, Z0, Theta, beta, t0, t1, act, coords, cfg, n_save, dt):
     size = cfg.steps if not cfg.adaptive else min(n_save - 1, cfg.max_steps)
     grid = uniform_grid(t0, t1, cfg.steps or 1)
     while True:
-        (ts, X), ok, nsteps, dense = _solve_closed_loop(
-            X0, Z0, Theta, jnp.asarray(beta, dt), jnp.asarray(t0, dt), jnp.asarray(t1, dt),
-            jnp.asarray(grid, dt), act=act, coords=coords, cfg=cfg, size=size,
-        )
+        args = (X0, Z0, Theta, np.asarray(beta, dt), np.asarray(t0, dt), np.asarray(t1, dt),
+                np.asarray(grid, dt))
+        statics = {"act": act, "coords": coords, "cfg": cfg, "size": size}
+        (ts, X), ok, nsteps, dense = _solve_closed_loop(*args, **statics)
         if bool(ok) or not cfg.adaptive or int(nsteps) < size or size >= cfg.max_steps:
             break
         size = min(2 * size, cfg.max_steps)
@@ -166,7 +174,7 @@ def _stored_solve(X0, Z0, Theta, beta, t0, t1, act, coords, cfg, n_save, dt):
             f"t1={t1:g}: the step size collapsed or max_steps={cfg.max_steps} was reached; "
             f"the state was moderate up to t={last:.6g} and grew to {size[-1]:.3g} (a "
             "blow-up?); try fixed steps, looser tolerances or a smaller beta", time=last)
-    return ts, X, int(nsteps), dense
+    return ts, X, int(nsteps), (dense, args, statics)
 
 
 def _refine(prog: WeightProgram, dense) -> WeightProgram:
@@ -179,7 +187,9 @@ def _refine(prog: WeightProgram, dense) -> WeightProgram:
         return prog
     padded = np.full(capacity(extra.size), extra[-1])
     padded[: extra.size] = extra
-    values = np.asarray(_evaluate(dense, jnp.asarray(padded)))[: extra.size]
+    leaves, args, statics = dense
+    values = np.asarray(_evaluate(leaves, padded.astype(prog.dtype), *args, **statics))
+    values = values[: extra.size]
     order = np.argsort(np.concatenate([ts, extra]), kind="stable")
     new_ts = np.concatenate([ts, extra.astype(prog.dtype)])[order]
     new_X = np.concatenate([X, values.astype(prog.dtype)])[order]
@@ -187,17 +197,32 @@ def _refine(prog: WeightProgram, dense) -> WeightProgram:
                                stats={**prog.stats, "stored_times": int(new_ts.shape[0])})
 
 
-@eqx.filter_jit
-def _evaluate(dense, ts):
+@persistent_jit
+def _solve_closed_loop(X0, Z0, Theta, beta, t0, t1, grid, *, act, coords, cfg, size):
+    """S from t0 to t1: ((ts, X) at t0 and every step, ok, steps taken, the leaves of the
+    solver's dense output). Leaves, not diffrax's interpolation object: the kernel's results
+    must be plain arrays for :func:`~weightsynth._cache.persistent_jit` to keep it."""
+    ys, ok, nsteps, dense = _closed_loop(X0, Z0, Theta, beta, t0, t1, grid, act=act,
+                                         coords=coords, cfg=cfg, size=size)
+    return ys, ok, nsteps, jax.tree_util.tree_leaves(dense)
+
+
+@persistent_jit
+def _evaluate(leaves, ts, X0, Z0, Theta, beta, t0, t1, grid, **statics):
+    """The dense output whose ``leaves`` :func:`_solve_closed_loop` returned, at ``ts``
+    (the solve's own arguments give the output's structure, by abstract evaluation)."""
+    shape = jax.eval_shape(partial(_closed_loop, **statics), X0, Z0, Theta, beta, t0, t1,
+                           grid)[3]
+    dense = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shape), leaves)
     return jax.vmap(dense.evaluate)(ts)
 
 
-@partial(jax.jit, static_argnames=("act", "coords", "cfg", "size"))
-def _solve_closed_loop(X0, Z0, Theta, beta, t0, t1, grid, *, act, coords, cfg, size):
+def _closed_loop(X0, Z0, Theta, beta, t0, t1, grid, *, act, coords, cfg, size):
     def field(t, X, args):
         return dyn.closed_loop_rhs(t, X, Z0, Theta, beta, t0, act, coords)[0]
 
-    saveat = diffrax.SaveAt(t0=True, steps=True, dense=True, fn=lambda t, y, args: (t, y))
+    dfx = diffrax()
+    saveat = dfx.SaveAt(t0=True, steps=True, dense=True, fn=lambda t, y, args: (t, y))
     ys, ok, nsteps, sol = solve(field, X0, t0, t1, None, cfg,
                                 step_ts=None if cfg.adaptive else grid, saveat=saveat,
                                 max_steps=size, solution=True)

@@ -1,0 +1,177 @@
+"""The exported-kernel cache (weightsynth._cache.persistent_jit).
+
+What it must guarantee: a kernel found on disk is not traced again, and gives exactly what
+tracing it would give; anything that changes the trace (a static value, a shape, a dtype)
+finds another file; whatever cannot be kept (an object known only by its address, a host
+callback, a damaged file, the switch turned off) still runs, through plain jit. The last
+test runs the README's example in two fresh processes: the second traces no solve and never
+imports diffrax, and prints the same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from weightsynth import _cache
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A private export folder, for one test."""
+    monkeypatch.setattr(_cache, "_export_folder", lambda: tmp_path / _cache.EXPORT_FOLDER)
+    return tmp_path / _cache.EXPORT_FOLDER
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    power: int
+    name: str = "p"
+
+
+def _kernel(traces):
+    """A kernel that counts its traces: x^power summed, plus y; and a scalar as weak type."""
+
+    def f(x, y, settings):
+        traces.append(settings.power)
+        return jnp.sum(x ** settings.power, axis=-1) + y, jnp.asarray(2.0) * y
+
+    return f
+
+
+def _fresh(fn):
+    """What a new process has: the same function, nothing in memory."""
+    return _cache.persistent_jit(fn)
+
+
+def test_a_kernel_on_disk_is_not_traced_again_and_gives_the_same_numbers(folder):
+    traces: list = []
+    f = _kernel(traces)
+    x, y = np.linspace(-1, 1, 12).reshape(3, 4), np.array([0.5, -1.0, 2.0])
+    expected = (np.sum(x**3, axis=-1) + y, 2.0 * y)
+
+    first = _fresh(f)(x, y, Settings(3))
+    assert len(traces) == 1 and len(list(folder.glob("*.stablehlo"))) == 1
+    again = _fresh(f)(x, y, Settings(3))  # a "new process": read from disk
+    assert len(traces) == 1
+    for a, b, e in zip(first, again, expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_allclose(np.asarray(a), e, rtol=1e-14, atol=1e-15)
+    # new values of the same shapes: still no trace
+    out = _fresh(f)(2 * x, y + 1, Settings(3))
+    np.testing.assert_allclose(np.asarray(out[0]), np.sum((2 * x) ** 3, axis=-1) + y + 1,
+                               rtol=1e-14, atol=1e-14)
+    assert len(traces) == 1
+
+
+def test_anything_that_changes_the_trace_finds_another_file(folder):
+    traces: list = []
+    f = _kernel(traces)
+    x, y = np.ones((3, 4)), np.zeros(3)
+    _fresh(f)(x, y, Settings(2))
+    _fresh(f)(x, y, Settings(3))                       # a static value
+    _fresh(f)(x, y, Settings(2, name="q"))             # another static field
+    _fresh(f)(np.ones((3, 5)), y, Settings(2))         # a shape
+    _fresh(f)(x.astype(np.float32), y, Settings(2))    # a dtype
+    assert len(traces) == 5
+    assert len(list(folder.glob("*.stablehlo"))) == 5
+    out = _fresh(f)(x.astype(np.float32), y, Settings(2))
+    assert len(traces) == 5 and out[0].dtype == jnp.float64  # float32 x + float64 y
+
+
+def test_what_cannot_be_kept_still_runs(folder):
+    traces: list = []
+
+    def g(x, scale):
+        traces.append(1)
+        return x * scale(2.0)
+
+    # a static value known only by its address: plain jit, no file
+    out = _cache.persistent_jit(g)(np.ones(3), lambda s: s + 1)
+    np.testing.assert_array_equal(np.asarray(out), 3.0)
+    assert not folder.exists() or not list(folder.glob("*.stablehlo"))
+
+    # a host callback cannot be exported: plain jit, no file, the callback runs
+    seen = []
+
+    def h(x):
+        jax.debug.callback(lambda v: seen.append(float(v)), jnp.sum(x))
+        return x + 1
+
+    np.testing.assert_array_equal(np.asarray(_cache.persistent_jit(h)(np.ones(2))), 2.0)
+    jax.effects_barrier()
+    assert seen == [2.0]
+    assert not folder.exists() or not list(folder.glob("*.stablehlo"))
+
+
+def test_a_damaged_file_is_exported_anew(folder):
+    traces: list = []
+    f = _kernel(traces)
+    x, y = np.ones((2, 2)), np.ones(2)
+    _fresh(f)(x, y, Settings(2))
+    (path,) = folder.glob("*.stablehlo")
+    path.write_bytes(b"not an export")
+    out = _fresh(f)(x, y, Settings(2))
+    np.testing.assert_array_equal(np.asarray(out[0]), [3.0, 3.0])
+    assert len(traces) == 2
+    assert path.read_bytes() != b"not an export"
+
+
+def test_inside_an_outer_trace_it_is_plain_jit(folder):
+    traces: list = []
+    f = _cache.persistent_jit(_kernel(traces))
+    grad = jax.grad(lambda x: f(x, jnp.zeros(2), Settings(2))[0].sum())(jnp.ones((2, 3)))
+    np.testing.assert_allclose(np.asarray(grad), 2.0)
+    assert not folder.exists() or not list(folder.glob("*.stablehlo"))
+
+
+def test_the_switch_turns_exports_off(monkeypatch):
+    monkeypatch.setenv(_cache.ENV, "off")
+    assert _cache._export_folder() is None
+
+    def no_export(*args):
+        raise AssertionError("exported with the cache off")
+
+    monkeypatch.setattr(_cache, "_load_or_export", no_export)
+    out = _fresh(_kernel([]))(np.ones((2, 2)), np.ones(2), Settings(2))
+    np.testing.assert_array_equal(np.asarray(out[0]), [3.0, 3.0])
+
+
+EXAMPLE = textwrap.dedent('''
+    import json, sys
+    import jax; jax.config.update("jax_enable_x64", True)
+    import numpy as np, weightsynth as ws
+
+    rng = np.random.default_rng(0)
+    targets = np.sign(rng.standard_normal((4, 12)))
+    inputs = 0.5 * targets * np.where(rng.random((4, 12)) < 0.1, -1, 1)
+    prog = ws.synthesize(inputs, targets, beta=0.5, t1=1.0)
+    J = ws.performance_index(prog, inputs, targets)
+    out = prog.recall(inputs)
+    print(json.dumps({"J": J, "recall": out.tolist(), "ts": np.asarray(prog.ts).tolist(),
+                      "diffrax": "diffrax" in sys.modules}))
+''')
+
+
+def test_a_second_process_traces_no_solve_and_imports_no_diffrax(tmp_path):
+    env = dict(os.environ, WEIGHTSYNTH_COMPILATION_CACHE=str(tmp_path / "cache"))
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", EXAMPLE], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    cold, warm = run(), run()
+    assert cold["diffrax"] and not warm["diffrax"]
+    assert warm["J"] == cold["J"]
+    assert warm["recall"] == cold["recall"] and warm["ts"] == cold["ts"]
