@@ -17,18 +17,22 @@ import subprocess
 import sys
 import textwrap
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import weightsynth as ws
 from weightsynth import _cache
 
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
-    """A private export folder, for one test."""
+    """A private export folder, for one test; the kernels below (this module's code) count
+    as covered sources, as weightsynth's own are."""
     monkeypatch.setattr(_cache, "_export_folder", lambda: tmp_path / _cache.EXPORT_FOLDER)
+    monkeypatch.setattr(_cache, "_SOURCES", (*_cache._SOURCES, __name__))
     return tmp_path / _cache.EXPORT_FOLDER
 
 
@@ -111,6 +115,39 @@ def test_what_cannot_be_kept_still_runs(folder):
     jax.effects_barrier()
     assert seen == [2.0]
     assert not folder.exists() or not list(folder.glob("*.stablehlo"))
+
+
+class Box(eqx.Module):
+    """A pytree node class, as a user's Program subclass would be."""
+
+    x: jax.Array
+
+
+def test_code_outside_the_covered_sources_is_never_kept(folder, monkeypatch,
+                                                        activation_registry):
+    """The key covers weightsynth's source files only: a kernel, a pytree node class or a
+    registered activation from elsewhere could change between processes without changing
+    the key, so none of them is kept (plain jit)."""
+    monkeypatch.setattr(_cache, "_SOURCES", ("weightsynth.",))
+    traces: list = []
+
+    def k(box, y):
+        traces.append(1)
+        return box.x + y
+
+    out = _cache.persistent_jit(k)(Box(np.ones(2)), np.ones(2))
+    np.testing.assert_array_equal(np.asarray(out), 2.0)
+    assert not folder.exists() or not list(folder.glob("*.stablehlo"))
+
+    leaves, treedef = jax.tree_util.tree_flatten(((Box(np.ones(2)),), {}))
+    from weightsynth.core.program import _run_queries  # a covered kernel
+    assert _cache._export_key(_run_queries.__wrapped__, treedef, [], leaves) is None
+
+    ws.register_activation("mine", lambda z, k: jnp.tanh(k * z),
+                           lambda z, k: k / jnp.cosh(k * z) ** 2,
+                           lambda y, k: jnp.arctanh(y) / k, -1.0, 1.0)
+    assert _cache._describe(ws.Activation("mine")) is None
+    assert _cache._describe(ws.Activation("tanh", 2.0)) != _cache._describe(ws.Activation("tanh"))
 
 
 def test_a_damaged_file_is_exported_anew(folder):

@@ -89,9 +89,11 @@ def persistent_jit(fn):
     (atomically) to the export folder; later calls in this process, and first calls in the
     next one, call the export, whose XLA compilation the compilation cache then supplies.
     Plain ``eqx.filter_jit`` runs instead when the caches are off, inside an outer trace,
-    when a static value has no stable description (an object known only by its address), or
-    when the kernel cannot be exported (a host callback, such as a progress bar) or its
-    results are not plain containers of arrays. A file that fails to load is exported anew.
+    when the kernel involves code outside weightsynth (whose changes the key would miss: a
+    user's Program subclass, a registered activation) or a static value without a stable
+    description (an object known only by its address), or when the kernel cannot be
+    exported (a host callback, such as a progress bar) or its results are not plain
+    containers of arrays. A file that fails to load is exported anew.
     """
     jitted = eqx.filter_jit(fn)
     calls: dict[str, object] = {}  # key -> jitted call of the export, or None: use ``jitted``
@@ -152,28 +154,57 @@ def _environment() -> str:
     return digest.hexdigest() + ";" + ";".join(versions)
 
 
+#: the modules whose source files the key covers (:func:`_environment`). Code from anywhere
+#: else (a user's Program subclass, a registered activation) could change between processes
+#: without changing the key, so a kernel that involves it runs through plain jit.
+_SOURCES: tuple[str, ...] = ("weightsynth.",)
+
+
+def _covered(obj) -> bool:
+    module = getattr(obj, "__module__", None) or ""
+    return module == "builtins" or module.startswith(_SOURCES)
+
+
 def _describe(x) -> str | None:
-    """A description of a static value that is the same in every process, or None."""
+    """A description of a static value that is the same in every process, or None.
+
+    An object may describe itself by an ``export_description()`` method (None: it cannot).
+    """
     if x is None or isinstance(x, (bool, int, float, str, bytes)):
         return f"{type(x).__name__}:{x!r}"
-    if isinstance(x, enum.Enum):
-        return f"{type(x).__module__}.{type(x).__qualname__}.{x.name}"
     if isinstance(x, (tuple, list, frozenset)):
         parts = [_describe(v) for v in (sorted(x, key=repr) if isinstance(x, frozenset) else x)]
         return None if None in parts else f"{type(x).__name__}({','.join(parts)})"
+    if not _covered(x if isinstance(x, type) else type(x)):
+        return None
     if isinstance(x, type):
         return f"type:{x.__module__}.{x.__qualname__}"
+    name = f"{type(x).__module__}.{type(x).__qualname__}"
+    own = getattr(x, "export_description", None)
+    if callable(own):
+        text = own()
+        return None if text is None else f"{name}:{text}"
+    if isinstance(x, enum.Enum):
+        return f"{name}.{x.name}"
     if dataclasses.is_dataclass(x) and type(x).__dataclass_params__.frozen:
         parts = [_describe(getattr(x, f.name)) for f in dataclasses.fields(x)]
-        if None in parts:
-            return None
-        return f"{type(x).__module__}.{type(x).__qualname__}({','.join(parts)})"
+        return None if None in parts else f"{name}({','.join(parts)})"
     return None
+
+
+def _node_types(treedef):
+    data = treedef.node_data()
+    if data is not None:
+        yield data[0]
+    for child in treedef.children():
+        yield from _node_types(child)
 
 
 def _export_key(fn, treedef, statics, arrays) -> str | None:
     structure = str(treedef)
-    if " at 0x" in structure:  # a static field known only by its address
+    if not _covered(fn) or " at 0x" in structure:  # " at 0x": an object known by address
+        return None
+    if not all(_covered(t) for t in _node_types(treedef)):
         return None
     described = [_describe(x) for x in statics]
     if None in described:

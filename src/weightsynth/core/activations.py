@@ -115,6 +115,17 @@ class Activation:
         """Inverse g^{-1}(y), defined on the open range."""
         return self._family.ginv(y, self.gain)
 
+    def export_description(self) -> str | None:
+        """What pins this activation in a kept kernel's key
+        (:func:`weightsynth._cache.persistent_jit`): name, gain and range, when its
+        functions are weightsynth's own (their source is in the key); None for a family
+        registered from other code, whose changes the key would miss."""
+        fam = self._family
+        if not all(getattr(f, "__module__", "").startswith("weightsynth.")
+                   for f in (fam.g, fam.dg, fam.ginv)):
+            return None
+        return f"{self.name}:{self.gain!r}:{fam.lower!r}:{fam.upper!r}"
+
     def check_in_range(self, y: np.ndarray, name: str) -> None:
         """Raise ``ValueError`` unless every entry of ``y`` lies strictly inside the range."""
         lo, hi = self.range
