@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import equinox as eqx
 import jax
@@ -212,3 +213,28 @@ def test_a_second_process_traces_no_solve_and_imports_no_diffrax(tmp_path):
     assert cold["diffrax"] and not warm["diffrax"]
     assert warm["J"] == cold["J"]
     assert warm["recall"] == cold["recall"] and warm["ts"] == cold["ts"]
+
+
+def test_a_file_of_another_signature_is_not_called_and_old_environments_are_pruned(folder):
+    traces: list = []
+    f = _kernel(traces)
+    x, y = np.ones((2, 2)), np.ones(2)
+    _fresh(f)(x, y, Settings(2))
+    (path,) = folder.glob("*.stablehlo")
+    # a file under this key that takes other shapes (a foreign file): exported anew
+    other = _fresh(f)
+    other(np.ones((3, 3)), np.ones(3), Settings(2))
+    (bigger,) = set(folder.glob("*.stablehlo")) - {path}
+    path.write_bytes(bigger.read_bytes())
+    out = _fresh(f)(x, y, Settings(2))
+    np.testing.assert_array_equal(np.asarray(out[0]), [3.0, 3.0])
+    assert len(traces) == 3
+
+    # another environment's exports: deleted once unused for STALE_DAYS, kept before
+    old, recent = folder / "0000000000000000-a.stablehlo", folder / "0000000000000000-b.stablehlo"
+    for p in (old, recent):
+        p.write_bytes(b"x")
+    stale = time.time() - (_cache.STALE_DAYS + 1) * 86400
+    os.utime(old, (stale, stale))
+    _fresh(f)(np.ones((4, 4)), np.ones(4), Settings(2))  # a new export: prunes
+    assert not old.exists() and recent.exists()

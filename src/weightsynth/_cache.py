@@ -33,6 +33,7 @@ import hashlib
 import importlib.metadata
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import equinox as eqx
@@ -221,13 +222,12 @@ def _export_key(fn, treedef, statics, arrays) -> str | None:
 def _load_or_export(fn, key, folder: Path, treedef, leaves, traced, arrays):
     """The jitted call of the export under ``key``: read from ``folder``, or exported now and
     written there; None if this kernel cannot be exported."""
-    path = folder / f"{key}.stablehlo"
-    exported = None
-    if path.is_file():
-        try:
-            exported = export.deserialize(bytearray(path.read_bytes()))
-        except Exception:  # noqa: BLE001 - a damaged or foreign file: export again
-            exported = None
+    prefix = _environment_tag()
+    path = folder / f"{prefix}-{key}.stablehlo"
+    specs = [jax.ShapeDtypeStruct(x.shape, jax.dtypes.canonicalize_dtype(x.dtype),
+                                  weak_type=bool(getattr(x, "weak_type", False)))
+             for x in arrays]
+    exported = _read(path, specs)
     if exported is None:
         def flat(*values):
             it = iter(values)
@@ -235,18 +235,49 @@ def _load_or_export(fn, key, folder: Path, treedef, leaves, traced, arrays):
             a, k = jax.tree_util.tree_unflatten(treedef, full)
             return fn(*a, **k)
 
-        specs = [jax.ShapeDtypeStruct(x.shape, jax.dtypes.canonicalize_dtype(x.dtype),
-                                      weak_type=bool(getattr(x, "weak_type", False)))
-                 for x in arrays]
         try:
             data = export.export(jax.jit(flat))(*specs).serialize()
         except Exception:  # noqa: BLE001 - host callbacks, custom result types: plain jit
             return None
         _write_atomically(folder, path, data)
+        _prune(folder, prefix)
         # called as read back, as the next process will: a file does not keep weak types,
         # and results that differ in them would key the next kernel differently
         exported = export.deserialize(bytearray(data))
     return jax.jit(exported.call)
+
+
+def _read(path: Path, specs):
+    """The export in ``path`` if it loads and takes arguments of ``specs``' shapes and
+    dtypes, else None (a missing, damaged or foreign file). A read marks the file used."""
+    try:
+        exported = export.deserialize(bytearray(path.read_bytes()))
+    except Exception:  # noqa: BLE001 - missing, damaged or foreign: export again
+        return None
+    takes = [(tuple(a.shape), a.dtype) for a in exported.in_avals]
+    if takes != [(tuple(s.shape), s.dtype) for s in specs]:
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)
+    return exported
+
+
+#: exports of another environment (other sources or versions) unused for this long are
+#: deleted when this one writes: every edit of weightsynth's sources starts a new set
+STALE_DAYS = 7
+
+
+@functools.cache
+def _environment_tag() -> str:
+    return hashlib.sha256(_environment().encode()).hexdigest()[:16]
+
+
+def _prune(folder: Path, keep: str) -> None:
+    cutoff = time.time() - STALE_DAYS * 86400
+    for old in folder.glob("*.stablehlo"):
+        with contextlib.suppress(OSError):
+            if not old.name.startswith(keep + "-") and old.stat().st_mtime < cutoff:
+                old.unlink()
 
 
 def _write_atomically(folder: Path, path: Path, data: bytes) -> None:
