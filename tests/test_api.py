@@ -116,16 +116,25 @@ def test_programs_of_one_shape_share_one_compilation():
     assert avals[0] == avals[1]
 
 
-def test_a_grid_program_file_loads_without_importing_control(tmp_path):
-    prog = ws.GridProgram(activation=ws.get_activation("tanh"), t0=0.0, t1=1.0,
-                          W=np.zeros((3, 2, 2)), drive=np.zeros((3, 2)),
-                          solver=ws.SolverConfig(steps=4))
-    path = tmp_path / "g.safetensors"
+@pytest.mark.parametrize("kind", ["grid", "optimal"])
+def test_a_program_file_loads_without_importing_its_module(tmp_path, kind):
+    """load_program finds the class of a file's kind through the entry points, in a process
+    that never imported the class's module (control, or core.optimal_program)."""
+    if kind == "grid":
+        prog = ws.GridProgram(activation=ws.get_activation("tanh"), t0=0.0, t1=1.0,
+                              W=np.zeros((3, 2, 2)), drive=np.zeros((3, 2)),
+                              solver=ws.SolverConfig(steps=4))
+    else:
+        phi, theta = _pairs()
+        prog = ws.synthesize(phi, theta, beta=0.5, t1=1.0)
+    path = tmp_path / "p.safetensors"
     prog.save(path)
-    code = ("import sys, jax; jax.config.update('jax_enable_x64', True)\n"
+    code = ("import jax; jax.config.update('jax_enable_x64', True)\n"
             "from weightsynth.core.program import load_program\n"
             f"p = load_program({str(path)!r})\n"
-            "print(type(p).__name__, p.W.shape)")
+            "print(type(p).__name__, p.weights(0.5).shape)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["GridProgram", "(3,", "2,", "2)"]
+    name = {"grid": "GridProgram", "optimal": "WeightProgram"}[kind]
+    n = prog.n
+    assert out.stdout.split() == [name, f"({n},", f"{n})"]

@@ -141,7 +141,7 @@ def test_code_outside_the_covered_sources_is_never_kept(folder, monkeypatch,
     assert not folder.exists() or not list(folder.glob("*.stablehlo"))
 
     leaves, treedef = jax.tree_util.tree_flatten(((Box(np.ones(2)),), {}))
-    from weightsynth.core.program import _run_queries  # a covered kernel
+    from weightsynth.core.optimal_program import _run_queries  # a covered kernel
     assert _cache._export_key(_run_queries.__wrapped__, treedef, [], leaves) is None
 
     ws.register_activation("mine", lambda z, k: jnp.tanh(k * z),

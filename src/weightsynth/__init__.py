@@ -30,7 +30,7 @@ _EXPORTS: dict[str, str] = {
     "register_activation": ".core.activations",
     "synthesize": ".core.synthesis",
     "Program": ".core.program",
-    "WeightProgram": ".core.program",
+    "WeightProgram": ".core.optimal_program",
     "ConstantProgram": ".core.program",
     "load_program": ".core.program",
     "IndexResult": ".core.cost",
@@ -130,7 +130,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing runs at import
         performance_index,
     )
     from .core.ode import SolverConfig
-    from .core.program import ConstantProgram, Program, WeightProgram, load_program
+    from .core.optimal_program import WeightProgram
+    from .core.program import ConstantProgram, Program, load_program
     from .core.synthesis import synthesize
     from .errors import AccuracyWarning, PrecisionWarning, ProgramFileError, SolveError
     from .estimators import SynthesisClassifier, SynthesisRegressor

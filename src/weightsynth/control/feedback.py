@@ -26,7 +26,8 @@ import pandas as pd
 
 from .._validation import check_int
 from ..core.ode import SolverConfig, uniform_grid
-from ..core.program import Program, WeightProgram
+from ..core.optimal_program import WeightProgram
+from ..core.program import Program
 from . import feedback_kernel as fk
 from .feedback_loop import Options, minimize
 from .feedback_program import FeedbackProgram

@@ -40,7 +40,7 @@ from .ode import (
     solver_config,
     uniform_grid,
 )
-from .program import WeightProgram
+from .optimal_program import WeightProgram
 
 _COORDS = ("auto", "reduced", "direct")
 
