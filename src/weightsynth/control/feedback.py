@@ -28,7 +28,7 @@ from .._validation import check_int
 from ..core.ode import SolverConfig, uniform_grid
 from ..core.program import Program, WeightProgram
 from . import feedback_kernel as fk
-from .feedback_loop import Options, minimize
+from .feedback_loop import RIDGE, Options, minimize
 from .feedback_program import FeedbackProgram
 from .grid_program import GridProgram
 from .indices import (
@@ -151,7 +151,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                         solver: str = "rk4", max_iter: int = 1000, rtol: float = 1e-6,
                         gtol: float = 0.0, ftol: float = 1e-15, history_length: int = 5,
                         precondition: bool = True, refresh: int = 50, chunk: int = 10,
-                        max_rejections: int = 60,
+                        max_rejections: int = 60, ridge: float = RIDGE,
                         continuation="auto",
                         memory_limit: int | None = None, progress: bool = False
                         ) -> GeneralResult:
@@ -168,12 +168,18 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     (default): (1/16, 1/8, 1/4, 1/2) for the paper's index, whose beta Q term couples the
     samples so strongly that L-BFGS stalls on the full horizon from W = 0, else ().
     ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
+    ``ridge``: the metric's R_k^T R_k = K(t_k) + ridge x (mean eigenvalue of K(t_k)) I.
+    The default 1e-3 suits samples that share attractors (memory data: K nearly singular);
+    with distinct samples (L = n, random targets) 1e-5 needs about 3x fewer iterations
+    (docs/general.md, "Optimizer"). It changes the path, not the optimum.
     ``memory_limit``: bytes (default 80% of the available memory); a larger estimate
     (:func:`estimate_memory`) is refused up front with a ``ValueError``.
     """
     _check_common(problem, max_iter, ftol, gtol)
     if not (isinstance(rtol, (int, float)) and 0 <= rtol < 1):
         raise ValueError(f"rtol must be in [0, 1), got {rtol!r}")
+    if not (isinstance(ridge, (int, float)) and 0 < ridge < np.inf):
+        raise ValueError(f"ridge must be a finite number > 0, got {ridge!r}")
     if isinstance(continuation, str) and continuation == "auto":
         continuation = (0.0625, 0.125, 0.25, 0.5) if _index_kind(problem) == "paper" else ()
     fracs = [float(f) for f in continuation]
@@ -184,7 +190,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                   memory_limit)
     C = C0 = jnp.asarray(_initial_coef(problem, W0, spec))
     opt = Options(max_iter, rtol, gtol, ftol, history_length, precondition, refresh, chunk,
-                  max_rejections)
+                  max_rejections, float(ridge))
     bar = _bar(progress, max_iter)
     t_start, rows, it = time.perf_counter(), [], 0
     stop = None
@@ -214,7 +220,8 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     J, res = float(history["J"].iloc[-1]), float(history["residual"].iloc[-1])
     settings = dict(method="feedback", nodes=nodes, substeps=substeps, solver=solver,
                     max_iter=max_iter, rtol=rtol, gtol=gtol, ftol=ftol, continuation=fracs,
-                    history_length=history_length, precondition=precondition, refresh=refresh)
+                    history_length=history_length, precondition=precondition, refresh=refresh,
+                    ridge=ridge)
     stats = {"method": "feedback", "iterations": it, "converged": converged, "reason": reason,
              "J": J, "residual": res}
     prog = _program(problem, C, data, spec, stats)

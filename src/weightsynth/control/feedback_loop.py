@@ -28,9 +28,10 @@ import numpy as np
 
 from . import feedback_kernel as fk
 
-#: ridge of the metric, relative to each node's mean eigenvalue of K: samples that reach
-#: the same attractor make K (nearly) singular, and without it R^-1 amplifies their tiny
-#: gradient differences (from W* at n=16, L=8 the residual grew 100x and J stalled)
+#: default ridge of the metric, relative to each node's mean eigenvalue of K: samples that
+#: reach the same attractor make K (nearly) singular, and without it R^-1 amplifies their
+#: tiny gradient differences (from W* at n=16, L=8 the residual grew 100x and J stalled).
+#: Distinct samples (L = n, random targets) converge faster with 1e-5 (docs/general.md)
 RIDGE = 1e-3
 #: Armijo's sufficient-decrease constant
 ARMIJO = 1e-4
@@ -47,6 +48,7 @@ class Options:
     refresh: int
     chunk: int
     max_rejections: int
+    ridge: float = RIDGE
 
 
 class State(eqx.Module):
@@ -165,7 +167,7 @@ def _chunk(state: State, args, limit, stop_res, ftol, max_rej, *, size: int):
 def _restart(C, R_old, data, spec, sqw, opt: Options, scale):
     """A fresh metric along C's trajectory, the variable P for C, and a fresh L-BFGS state
     with J and its gradient at C."""
-    R = fk.metric_factor(C, data, spec, RIDGE) if opt.precondition else None
+    R = fk.metric_factor(C, data, spec, opt.ridge) if opt.precondition else None
     if R is not None and not bool(jnp.all(jnp.isfinite(R))):
         R = R_old
     y = fk.to_var(C, R, sqw).astype(C.dtype)
