@@ -61,13 +61,15 @@ def test_matches_casadi_collocation_in_W(solved, casadi_ref, kind):
 
 
 
-@pytest.mark.parametrize("ridge", [1e-5, 1e-1])
-def test_metric_ridge_changes_the_path_not_the_optimum(solved, casadi_ref, ridge):
-    """The ridge of the metric (eq. 22) only preconditions L-BFGS: a small or a large one
+@pytest.mark.parametrize("ridge,ridge_min", [(1e-1, 1e-1), (1e-3, 1e-8)])
+def test_metric_ridge_changes_the_path_not_the_optimum(solved, casadi_ref, ridge, ridge_min):
+    """The ridge of the metric (eq. 22) only preconditions L-BFGS: a large fixed one, or the
+    continuation down to 1e-8 (a refresh every 5 steps, so it shrinks several times),
     reaches the same CasADi optimum, in J and in W(t)."""
     for kind, (J_ref, times, W_ref) in casadi_ref.items():
-        res = feedback_synthesize(solved[kind][0], nodes=NODES, ridge=ridge)
-        assert res.converged and res.settings["ridge"] == ridge, res.reason
+        res = feedback_synthesize(solved[kind][0], nodes=NODES, ridge=ridge,
+                                  ridge_min=ridge_min, refresh=5)
+        assert res.converged, res.reason
         assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
         assert np.max(np.abs(res.program.weights(times) - W_ref)) <= 1e-3
 
@@ -188,8 +190,10 @@ def test_cap_is_never_converged_and_bad_input(data):
     with pytest.raises(ValueError, match="W0"):
         feedback_synthesize(p, nodes=NODES, W0=np.zeros((5, 5)))
     for bad in (0.0, -1e-3, np.inf, "1e-3"):
-        with pytest.raises(ValueError, match="ridge"):
+        with pytest.raises(ValueError, match="ridge must"):
             feedback_synthesize(p, nodes=NODES, ridge=bad)
+        with pytest.raises(ValueError, match="ridge_min must"):
+            feedback_synthesize(p, nodes=NODES, ridge_min=bad)
     with pytest.raises(ValueError, match="custom dynamics"):
         feedback_synthesize(ws.Problem(phi, theta, "correlation",
                                        dynamics=lambda Z, W, t: -Z + Z @ W.T))
