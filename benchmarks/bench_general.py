@@ -15,9 +15,10 @@ The machine may be shared: figures are as measured, under whatever load there wa
 ratios within one run.
 
     .venv/bin/python benchmarks/bench_general.py [--targets 1,2,3,4,5,6] [--quick]
-        [--ridge R]
+        [--ridge R] [--ridge-min R]
 
-``--ridge``: the feedback solver's metric ridge in targets 1 and 2 (default: the solver's).
+``--ridge``, ``--ridge-min``: the feedback solver's metric ridge (start, floor of the
+continuation) in targets 1 and 2 (default: the solver's; equal values: a fixed ridge).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import weightsynth as ws  # noqa: E402
 from weightsynth.control import feedback_kernel as fk  # noqa: E402
 from weightsynth.control.feedback import _spec_data, estimate_memory  # noqa: E402
 
-#: extra keywords of every feedback_synthesize call in targets 1 and 2 (set by --ridge)
+#: extra keywords of every feedback_synthesize call in targets 1 and 2 (--ridge, ...)
 FEEDBACK_KW: dict = {}
 
 
@@ -260,10 +261,13 @@ def main(argv=None):
                     help="cap target 3's iterations (float64 only): a bounded run")
     ap.add_argument("--ridge", type=float, default=None,
                     help="the feedback solver's metric ridge in targets 1 and 2")
+    ap.add_argument("--ridge-min", type=float, default=None,
+                    help="the floor of the ridge continuation in targets 1 and 2")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    if a.ridge is not None:
-        FEEDBACK_KW["ridge"] = a.ridge
+    for key in ("ridge", "ridge_min"):
+        if getattr(a, key) is not None:
+            FEEDBACK_KW[key] = getattr(a, key)
     out = {"load_average_start": os.getloadavg(), "cpu_count": os.cpu_count(),
            "device": jax.devices()[0].platform, "quick": a.quick,
            "feedback_keywords": dict(FEEDBACK_KW)}
