@@ -15,6 +15,10 @@ The machine may be shared: figures are as measured, under whatever load there wa
 ratios within one run.
 
     .venv/bin/python benchmarks/bench_general.py [--targets 1,2,3,4,5,6] [--quick]
+        [--ridge R] [--ridge-min R]
+
+``--ridge``, ``--ridge-min``: the feedback solver's metric ridge (start, floor of the
+continuation) in targets 1 and 2 (default: the solver's; equal values: a fixed ridge).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ import numpy as np  # noqa: E402
 import weightsynth as ws  # noqa: E402
 from weightsynth.control import feedback_kernel as fk  # noqa: E402
 from weightsynth.control.feedback import _spec_data, estimate_memory  # noqa: E402
+
+#: extra keywords of every feedback_synthesize call in targets 1 and 2 (--ridge, ...)
+FEEDBACK_KW: dict = {}
 
 
 def memory_data(n, L, seed=0, dtype=np.float64):
@@ -86,10 +93,10 @@ def target1(quick):
             for start in ("zero", "closed_form"):
                 phi, theta = memory_data(n, L, seed=0)
                 p = ws.Problem(phi, theta, kind, beta=0.01, t1=t1)
-                r1, first = _timed(ws.feedback_synthesize, p, W0=start)
+                r1, first = _timed(ws.feedback_synthesize, p, W0=start, **FEEDBACK_KW)
                 phi2, theta2 = memory_data(n, L, seed=1)  # new data, same shapes
                 p2 = ws.Problem(phi2, theta2, kind, beta=0.01, t1=t1)
-                r2, warm = _timed(ws.feedback_synthesize, p2, W0=start)
+                r2, warm = _timed(ws.feedback_synthesize, p2, W0=start, **FEEDBACK_KW)
                 rows.append(_record(r2, warm, target=1, solver="feedback", n=n, L=L,
                                     index=kind, t1=t1, start=start,
                                     first_call_seconds=round(first, 2),
@@ -113,7 +120,7 @@ def target2(quick):
     for kind in ("correlation", "squared_error"):
         phi, theta = random_data(n, L)
         p = ws.Problem(phi, theta, kind, beta=0.5, t1=1.0)
-        r, secs = _timed(ws.feedback_synthesize, p)
+        r, secs = _timed(ws.feedback_synthesize, p, **FEEDBACK_KW)
         rows.append(_record(r, secs, target=2, solver="feedback", n=n, L=L, index=kind,
                             note="first call, including compilation"))
         print(json.dumps(rows[-1]), file=sys.stderr)
@@ -252,10 +259,18 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--t3-max-iter", type=int, default=None,
                     help="cap target 3's iterations (float64 only): a bounded run")
+    ap.add_argument("--ridge", type=float, default=None,
+                    help="the feedback solver's metric ridge in targets 1 and 2")
+    ap.add_argument("--ridge-min", type=float, default=None,
+                    help="the floor of the ridge continuation in targets 1 and 2")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
+    for key in ("ridge", "ridge_min"):
+        if getattr(a, key) is not None:
+            FEEDBACK_KW[key] = getattr(a, key)
     out = {"load_average_start": os.getloadavg(), "cpu_count": os.cpu_count(),
-           "device": jax.devices()[0].platform, "quick": a.quick}
+           "device": jax.devices()[0].platform, "quick": a.quick,
+           "feedback_keywords": dict(FEEDBACK_KW)}
     for k in (int(x) for x in a.targets.split(",")):
         t = time.perf_counter()
         if k == 3 and a.t3_max_iter is not None:

@@ -40,18 +40,38 @@ def solved(data):
     return out
 
 
-@pytest.mark.parametrize("kind", ["correlation", "squared_error"])
-def test_matches_casadi_collocation_in_W(data, solved, kind):
+@pytest.fixture(scope="module")
+def casadi_ref(data):
+    """The independent CasADi collocation optimum (J, times, W there) of each index."""
     cr = pytest.importorskip("tests._casadi_reference")
     pytest.importorskip("casadi")
     phi, theta = data
-    J_ref, times, W_ref = cr.solve(phi, theta, BETA, T1, kind, N=12)
+    return {kind: cr.solve(phi, theta, BETA, T1, kind, N=12)
+            for kind in ("correlation", "squared_error")}
+
+
+@pytest.mark.parametrize("kind", ["correlation", "squared_error"])
+def test_matches_casadi_collocation_in_W(solved, casadi_ref, kind):
+    J_ref, times, W_ref = casadi_ref[kind]
     res = solved[kind][1]
     assert res.converged, res.reason
     assert isinstance(res.program, FeedbackProgram)
     assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)  # measured 8e-9 (correlation)
     assert np.max(np.abs(res.program.weights(times) - W_ref)) <= 1e-3  # measured 2e-5
 
+
+
+@pytest.mark.parametrize("ridge,ridge_min", [(1e-1, 1e-1), (1e-3, 1e-8)])
+def test_metric_ridge_changes_the_path_not_the_optimum(solved, casadi_ref, ridge, ridge_min):
+    """The ridge of the metric (eq. 22) only preconditions L-BFGS: a large fixed one, or the
+    continuation down to 1e-8 (a refresh every 5 steps, so it shrinks several times),
+    reaches the same CasADi optimum, in J and in W(t)."""
+    for kind, (J_ref, times, W_ref) in casadi_ref.items():
+        res = feedback_synthesize(solved[kind][0], nodes=NODES, ridge=ridge,
+                                  ridge_min=ridge_min, refresh=5)
+        assert res.converged, res.reason
+        assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
+        assert np.max(np.abs(res.program.weights(times) - W_ref)) <= 1e-3
 
 @pytest.mark.parametrize("kind", ["correlation", "squared_error"])
 def test_numpy_rk4_forming_W_rescores_J(data, solved, kind):
@@ -169,6 +189,11 @@ def test_cap_is_never_converged_and_bad_input(data):
     assert estimate_memory(p, NODES) > 0
     with pytest.raises(ValueError, match="W0"):
         feedback_synthesize(p, nodes=NODES, W0=np.zeros((5, 5)))
+    for bad in (0.0, -1e-3, np.inf, "1e-3"):
+        with pytest.raises(ValueError, match="ridge must"):
+            feedback_synthesize(p, nodes=NODES, ridge=bad)
+        with pytest.raises(ValueError, match="ridge_min must"):
+            feedback_synthesize(p, nodes=NODES, ridge_min=bad)
     with pytest.raises(ValueError, match="custom dynamics"):
         feedback_synthesize(ws.Problem(phi, theta, "correlation",
                                        dynamics=lambda Z, W, t: -Z + Z @ W.T))

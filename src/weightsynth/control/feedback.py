@@ -29,7 +29,7 @@ from ..core.ode import SolverConfig, uniform_grid
 from ..core.optimal_program import WeightProgram
 from ..core.program import Program
 from . import feedback_kernel as fk
-from .feedback_loop import Options, minimize
+from .feedback_loop import RIDGE, RIDGE_MIN, Options, minimize
 from .feedback_program import FeedbackProgram
 from .grid_program import GridProgram
 from .indices import (
@@ -152,8 +152,8 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                         solver: str = "rk4", max_iter: int = 1000, rtol: float = 1e-6,
                         gtol: float = 0.0, ftol: float = 1e-15, history_length: int = 5,
                         precondition: bool = True, refresh: int = 50, chunk: int = 10,
-                        max_rejections: int = 60,
-                        continuation="auto",
+                        max_rejections: int = 60, ridge: float = RIDGE,
+                        ridge_min: float = RIDGE_MIN, continuation="auto",
                         memory_limit: int | None = None, progress: bool = False
                         ) -> GeneralResult:
     r"""Feedback solver: W = C^T g(Z) (eqs. 20-22), C on ``nodes`` nodes, L-BFGS on the
@@ -169,12 +169,21 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     (default): (1/16, 1/8, 1/4, 1/2) for the paper's index, whose beta Q term couples the
     samples so strongly that L-BFGS stalls on the full horizon from W = 0, else ().
     ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
+    ``ridge``, ``ridge_min``: the metric is R_k^T R_k = K(t_k) + ridge x (mean eigenvalue
+    of K(t_k)) I; once J has settled, each refresh divides the ridge by 10, down to
+    ``ridge_min`` (``ridge_min = ridge``: a fixed ridge). A large ridge keeps samples that
+    share an attractor (K nearly singular) from distorting the metric; a small one removes
+    the ridge's own slow directions near the optimum (docs/general.md, "Optimizer"). The
+    metric changes the path, not the optimum.
     ``memory_limit``: bytes (default 80% of the available memory); a larger estimate
     (:func:`estimate_memory`) is refused up front with a ``ValueError``.
     """
     _check_common(problem, max_iter, ftol, gtol)
     if not (isinstance(rtol, (int, float)) and 0 <= rtol < 1):
         raise ValueError(f"rtol must be in [0, 1), got {rtol!r}")
+    for name, val in (("ridge", ridge), ("ridge_min", ridge_min)):
+        if not (isinstance(val, (int, float)) and 0 < val < np.inf):
+            raise ValueError(f"{name} must be a finite number > 0, got {val!r}")
     if isinstance(continuation, str) and continuation == "auto":
         continuation = (0.0625, 0.125, 0.25, 0.5) if _index_kind(problem) == "paper" else ()
     fracs = [float(f) for f in continuation]
@@ -185,7 +194,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                   memory_limit)
     C = C0 = jnp.asarray(_initial_coef(problem, W0, spec))
     opt = Options(max_iter, rtol, gtol, ftol, history_length, precondition, refresh, chunk,
-                  max_rejections)
+                  max_rejections, float(ridge), float(ridge_min))
     bar = _bar(progress, max_iter)
     t_start, rows, it = time.perf_counter(), [], 0
     stop = None
@@ -215,7 +224,8 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     J, res = float(history["J"].iloc[-1]), float(history["residual"].iloc[-1])
     settings = dict(method="feedback", nodes=nodes, substeps=substeps, solver=solver,
                     max_iter=max_iter, rtol=rtol, gtol=gtol, ftol=ftol, continuation=fracs,
-                    history_length=history_length, precondition=precondition, refresh=refresh)
+                    history_length=history_length, precondition=precondition, refresh=refresh,
+                    ridge=ridge, ridge_min=ridge_min)
     stats = {"method": "feedback", "iterations": it, "converged": converged, "reason": reason,
              "J": J, "residual": res}
     prog = _program(problem, C, data, spec, stats)

@@ -28,10 +28,17 @@ import numpy as np
 
 from . import feedback_kernel as fk
 
-#: ridge of the metric, relative to each node's mean eigenvalue of K: samples that reach
-#: the same attractor make K (nearly) singular, and without it R^-1 amplifies their tiny
-#: gradient differences (from W* at n=16, L=8 the residual grew 100x and J stalled)
+#: starting ridge of the metric, relative to each node's mean eigenvalue of K: samples that
+#: reach the same attractor make K (nearly) singular, and without it R^-1 amplifies their
+#: tiny gradient differences (from W* at n=16, L=8 the residual grew 100x and J stalled)
 RIDGE = 1e-3
+#: the ridge continuation: once J has settled (changed by at most SETTLED |J| since the last
+#: refresh) each refresh shrinks the ridge by RIDGE_SHRINK, down to RIDGE_MIN. Near the
+#: optimum the ridge, not the problem, sets the smallest curvatures (directions of C that
+#: barely move W); with 1e-3 throughout, n = L = 32 took 1606 iterations (docs/general.md)
+RIDGE_MIN = 1e-5
+RIDGE_SHRINK = 0.1
+SETTLED = 1e-3
 #: Armijo's sufficient-decrease constant
 ARMIJO = 1e-4
 
@@ -47,6 +54,8 @@ class Options:
     refresh: int
     chunk: int
     max_rejections: int
+    ridge: float = RIDGE
+    ridge_min: float = RIDGE_MIN
 
 
 class State(eqx.Module):
@@ -162,15 +171,24 @@ def _chunk(state: State, args, limit, stop_res, ftol, max_rej, *, size: int):
     return acc, state, hist, code
 
 
-def _restart(C, R_old, data, spec, sqw, opt: Options, scale):
-    """A fresh metric along C's trajectory, the variable P for C, and a fresh L-BFGS state
-    with J and its gradient at C."""
-    R = fk.metric_factor(C, data, spec, RIDGE) if opt.precondition else None
+def _restart(C, R_old, data, spec, sqw, opt: Options, scale, ridge):
+    """A fresh metric (of this ``ridge``) along C's trajectory, the variable P for C, and a
+    fresh L-BFGS state with J and its gradient at C."""
+    R = (fk.metric_factor(C, data, spec, jnp.asarray(ridge, C.dtype)) if opt.precondition
+         else None)
     if R is not None and not bool(jnp.all(jnp.isfinite(R))):
         R = R_old
     y = fk.to_var(C, R, sqw).astype(C.dtype)
     args = (data, spec, R, sqw, scale)
     return R, _init(y, args, opt.history_length)
+
+
+def _next_ridge(ridge: float, J_ref: float, J_now: float, opt: Options):
+    """The ridge continuation: shrink by RIDGE_SHRINK (to ``ridge_min`` at least) once J
+    has settled since the last refresh (J_ref); returns (ridge, the new J_ref)."""
+    if abs(J_now - J_ref) <= SETTLED * abs(J_now):
+        ridge = max(min(opt.ridge_min, opt.ridge), ridge * RIDGE_SHRINK)
+    return ridge, J_now
 
 
 def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = None,
@@ -180,18 +198,19 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
     t_start = time.perf_counter() if t_start is None else t_start
     dt = data.Z0.dtype
     sqw = fk.trapezoid_sqrt(data, spec)
-    R, state = _restart(C, None, data, spec, sqw, opt, jnp.asarray(1.0, dt))
+    ridge = opt.ridge
+    R, state = _restart(C, None, data, spec, sqw, opt, jnp.asarray(1.0, dt), ridge)
     J, res = float(state.f), float(jnp.linalg.norm(state.g))
     if not (np.isfinite(J) and np.isfinite(res)):
         raise ValueError("the initial program W0 gives a non-finite J or gradient")
     scale = jnp.asarray(max(res, 1e-300), dt)
     if res > 0:
-        R, state = _restart(C, None, data, spec, sqw, opt, scale)
+        R, state = _restart(C, None, data, spec, sqw, opt, scale, ridge)
     stop_res = max(opt.gtol, opt.rtol * res) if stop_res is None else stop_res
     t1 = float(data.t1)
     rows = [dict(iteration=it0, J=J, residual=res, t1=t1, evals=1,
                  seconds=time.perf_counter() - t_start)]
-    it, since, evals = it0, 0, 1
+    it, since, evals, J_ref = it0, 0, 1, J
     converged = res <= stop_res
     reason = f"stationarity residual {res:.3g} <= {stop_res:.3g} at the start (of the stage)"
     while not converged:
@@ -200,7 +219,8 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
             break
         if opt.precondition and since >= opt.refresh:
             C = fk.to_coef(state.y, R, sqw).astype(dt)
-            R, state = _restart(C, R, data, spec, sqw, opt, scale)
+            ridge, J_ref = _next_ridge(ridge, J_ref, float(state.f * scale), opt)
+            R, state = _restart(C, R, data, spec, sqw, opt, scale, ridge)
             since, evals = 0, evals + 1
         limit = min(opt.max_iter - it, opt.refresh - since if opt.precondition else opt.max_iter)
         acc, state, hist, code = _chunk(
