@@ -161,7 +161,8 @@ def _environment() -> str:
 _SOURCES: tuple[str, ...] = ("weightsynth.",)
 
 
-def _covered(obj) -> bool:
+def covered(obj) -> bool:
+    """Whether the key covers ``obj``'s code: it is defined in weightsynth (or builtins)."""
     module = getattr(obj, "__module__", None) or ""
     return module == "builtins" or module.startswith(_SOURCES)
 
@@ -176,7 +177,7 @@ def _describe(x) -> str | None:
     if isinstance(x, (tuple, list, frozenset)):
         parts = [_describe(v) for v in (sorted(x, key=repr) if isinstance(x, frozenset) else x)]
         return None if None in parts else f"{type(x).__name__}({','.join(parts)})"
-    if not _covered(x if isinstance(x, type) else type(x)):
+    if not covered(x if isinstance(x, type) else type(x)):
         return None
     if isinstance(x, type):
         return f"type:{x.__module__}.{x.__qualname__}"
@@ -203,9 +204,9 @@ def _node_types(treedef):
 
 def _export_key(fn, treedef, statics, arrays) -> str | None:
     structure = str(treedef)
-    if not _covered(fn) or " at 0x" in structure:  # " at 0x": an object known by address
+    if not covered(fn) or " at 0x" in structure:  # " at 0x": an object known by address
         return None
-    if not all(_covered(t) for t in _node_types(treedef)):
+    if not all(covered(t) for t in _node_types(treedef)):
         return None
     described = [_describe(x) for x in statics]
     if None in described:

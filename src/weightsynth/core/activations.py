@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from .._cache import covered
+
 Fn = Callable[..., object]
 
 
@@ -121,8 +123,7 @@ class Activation:
         functions are weightsynth's own (their source is in the key); None for a family
         registered from other code, whose changes the key would miss."""
         fam = self._family
-        if not all(getattr(f, "__module__", "").startswith("weightsynth.")
-                   for f in (fam.g, fam.dg, fam.ginv)):
+        if not all(covered(f) for f in (fam.g, fam.dg, fam.ginv)):
             return None
         return f"{self.name}:{self.gain!r}:{fam.lower!r}:{fam.upper!r}"
 
