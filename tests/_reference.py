@@ -89,15 +89,18 @@ def _network(Z, W, g):
     return -Z + g(Z) @ W.T
 
 
-def closed_loop(phi, theta, beta, t0, t1, steps, name="tanh", gain=1.0):
-    """S under W*(t) (formed explicitly), by RK4: returns (ts, Z of shape (steps+1, L, n))."""
+def closed_loop(phi, theta, beta, t0, t1, steps, name="tanh", gain=1.0, z0=None):
+    """S under W*(t) (formed explicitly), by RK4: returns (ts, Z of shape (steps+1, L, n)).
+
+    It starts from Z = g^{-1}(phi), or from the states ``z0`` if given (then ``phi`` is
+    unused)."""
     g, ginv = activation(name, gain)
 
     def f(t, y):
         (Z,) = y
         return (_network(Z, optimal_weights(Z, theta, beta, g), g),)
 
-    ts, ys = rk4(f, (ginv(phi),), t0, t1, steps)
+    ts, ys = rk4(f, (ginv(phi) if z0 is None else np.asarray(z0),), t0, t1, steps)
     return ts, np.stack([y[0] for y in ys])
 
 

@@ -100,3 +100,31 @@ def test_no_accuracy_warning_when_J_star_vanishes():
         warnings.simplefilter("error", ws.AccuracyWarning)
         prog = ws.synthesize(phi, theta, beta=0.2, t1=1.0, steps=20)
     assert prog.interpolation_excess() < 1e-6
+
+
+def test_interval_error_estimate_matches_the_actual_weight_error():
+    """The defect-based estimate of each interval's peak W error (``interval_errors``, used
+    by the refinement and the AccuracyWarning) against the actual interpolation error: W(t)
+    of the stored program at the interval's midpoint against W from an independent fine RK4
+    solve of S started at the interval's left stored state (so the fixed-step solve's own
+    global error, which dominates after the first steps here, does not count).
+
+    Coarse fixed steps, so the interpolation error is well above round-off."""
+    inputs, targets = _readme_data()
+    beta, t1, steps = 0.3, 1.0, 16
+    prog = ws.synthesize(inputs, targets, beta=beta, t1=t1, steps=steps)
+    _, dW = prog.interval_errors()
+    ts = np.asarray(prog.stored()[0])
+    assert dW.shape == (steps,)
+    actual = []
+    for k in range(steps):
+        mid = 0.5 * (ts[k] + ts[k + 1])
+        _, Z = ref.closed_loop(None, targets, beta, ts[k], mid, 200, z0=prog.states(ts[k]))
+        W_ref = ref.optimal_weights(Z[-1], targets, beta, np.tanh)
+        actual.append(np.linalg.norm(prog.weights(mid) - W_ref))
+    actual = np.array(actual)
+    # where the interpolation error stands well above the steps' own local error (which
+    # the estimate does not see, and which is what is left later on)
+    big = actual > 5e-3 * actual.max()
+    assert big.sum() >= 5
+    np.testing.assert_allclose(dW[big], actual[big], rtol=0.25)

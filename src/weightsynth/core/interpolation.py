@@ -17,6 +17,9 @@ compiled function.
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -69,37 +72,80 @@ def hermite(ts, X, field, t):
             + (-2 * s**3 + 3 * s**2) * Xb + (s**3 - s**2) * hh * Fb)
 
 
-def interval_errors(ts, X, field):
-    r"""Estimated peak interpolation error on each stored interval: (T - 1, *X.shape[1:]).
+def map_rows(fn, xs, batch: int):
+    """``fn`` over the leading axis of ``xs``, ``batch`` rows at a time (``lax.map``).
+
+    Only one batch's intermediates are in memory at once: a plain vmap over all T stored
+    times would hold T copies of every L x n state, 6 GB at n = 512, L = 64, T = 4097.
+    """
+    return jax.lax.map(fn, xs, batch_size=batch)
+
+
+def scan_intervals(count: int, at_row, at_interval, batch: int):
+    """Visit ``count`` stored rows and the ``count - 1`` intervals between them, ``batch``
+    intervals at a time, computing each row's slope once.
+
+    ``at_row(k) -> (F_k, r_k)``: the slope at row k and a per-row result;
+    ``at_interval(k, F_k, F_{k+1})``: a per-interval result. Returns ``(r, out)`` stacked
+    over rows and intervals. A block carries its last slope into the next, so no array of
+    all T slopes is ever formed: memory is one block's intermediates.
+    """
+    blocks = -(-(count - 1) // batch)
+    F0, r0 = at_row(0)
+
+    def block(F_left, j):
+        ks = j * batch + jnp.arange(batch)
+        F_right, r = jax.vmap(at_row)(jnp.minimum(ks + 1, count - 1))
+        F_prev = jnp.concatenate([F_left[None], F_right[:-1]])
+        out = jax.vmap(at_interval)(jnp.minimum(ks, count - 2), F_prev, F_right)
+        return F_right[-1], (r, out)
+
+    _, (r, out) = jax.lax.scan(block, F0, jnp.arange(blocks))
+    trim = functools.partial(_first_rows, count - 1)
+    r = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], trim(b)]), r0, r)
+    return r, jax.tree_util.tree_map(trim, out)
+
+
+def _first_rows(count, a):
+    return a.reshape(-1, *a.shape[2:])[:count]
+
+
+def batch_rows(count: int, row_bytes: int, budget: int = 2**26) -> int:
+    """Rows per batch of :func:`map_rows` so that one batch's ``row_bytes`` each stay within
+    ``budget`` bytes (64 MiB), at least 1 and at most ``count``."""
+    return int(max(1, min(count, budget // max(row_bytes, 1))))
+
+
+def quarter_point(ta, tb, Xa, Xb, Fa, Fb):
+    """One interval's Hermite interpolant at s = 1/4: ``(t, X, dX/dt, h, used)``.
+
+    ``used`` is False on the zero-length intervals of the padding (h is then 1, to stay
+    finite).
+    """
+    used = tb > ta
+    h = jnp.where(used, tb - ta, 1.0).astype(Xa.dtype)
+    s = 0.25
+    Xs = ((2 * s**3 - 3 * s**2 + 1) * Xa + (s**3 - 2 * s**2 + s) * h * Fa
+          + (-2 * s**3 + 3 * s**2) * Xb + (s**3 - s**2) * h * Fb)
+    dXs = ((6 * s**2 - 6 * s) * (Xa - Xb) / h + (3 * s**2 - 4 * s + 1) * Fa
+           + (3 * s**2 - 2 * s) * Fb)
+    return ta + 0.25 * (tb - ta), Xs, dXs, h, used
+
+
+def defect_error(h, dXs, f_s, used):
+    r"""The interval's estimated peak interpolation error, from the defect at s = 1/4.
 
     The defect r = X_h' - f(t, X_h) of the interpolant at s = 1/4 estimates its error: for
     the Hermite cubic, e(s) = c s^2 (1 - s)^2 and e'(1/4) = 3 e(1/2) / h, so the largest
-    error on the interval is about h r / 3. Also returns the times t_k + h_k/4 and the
-    interpolated values there (to map the error to W). Padded intervals give zero error.
+    error on the interval is about h r / 3 (zero on the padding's intervals).
     """
-    import jax
-
-    def one(ta, tb, Xa, Xb):
-        used = tb > ta  # False on the zero-length intervals of the padding
-        h = jnp.where(used, tb - ta, 1.0).astype(X.dtype)
-        Fa, Fb = field(ta, Xa), field(tb, Xb)
-        s = 0.25
-        Xs = ((2 * s**3 - 3 * s**2 + 1) * Xa + (s**3 - 2 * s**2 + s) * h * Fa
-              + (-2 * s**3 + 3 * s**2) * Xb + (s**3 - s**2) * h * Fb)
-        dXs = ((6 * s**2 - 6 * s) * (Xa - Xb) / h + (3 * s**2 - 4 * s + 1) * Fa
-               + (3 * s**2 - 2 * s) * Fb)
-        t = ta + 0.25 * (tb - ta)
-        err = jnp.where(used, h * (dXs - field(t, Xs)) / 3, 0.0)
-        return err, t, Xs
-
-    return jax.vmap(one)(ts[:-1], ts[1:], X[:-1], X[1:])
+    return jnp.where(used, h * (dXs - f_s) / 3, 0.0)
 
 
-def error_ratios(err, X, rtol, atol):
-    """Per interval, the RMS of err / (atol + rtol max(|X_a|, |X_b|)): the solver's own norm."""
-    scale = atol + rtol * jnp.maximum(jnp.abs(X[:-1]), jnp.abs(X[1:]))
-    r = (err / scale).reshape(err.shape[0], -1)
-    return jnp.sqrt(jnp.mean(r * r, axis=1))
+def error_ratio(err, Xa, Xb, rtol, atol):
+    """One interval's RMS of err / (atol + rtol max(|X_a|, |X_b|)): the solver's own norm."""
+    r = err / (atol + rtol * jnp.maximum(jnp.abs(Xa), jnp.abs(Xb)))
+    return jnp.sqrt(jnp.mean(r * r))
 
 
 def subdivisions(ratios: np.ndarray, most: int = 32) -> np.ndarray:

@@ -23,12 +23,15 @@ from ..formats.program_file import require
 from . import dynamics as dyn
 from .activations import Activation
 from .interpolation import (
+    batch_rows,
     capacity,
-    error_ratios,
+    defect_error,
+    error_ratio,
     hermite,
-    interval_errors,
     pad,
+    quarter_point,
     relative_excess_estimate,
+    scan_intervals,
 )
 from .ode import SolverConfig, finite_rows, raise_if_failed, solve
 from .program import Program, as_scalar, stats_arrays, stats_json
@@ -137,8 +140,9 @@ class WeightProgram(Program):
     def _defects(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`interval_errors` and ||W||_F^2 at every stored time, from one kernel."""
         k = self.stored_times
+        rows = batch_rows(int(self.ts.shape[0]), 8 * self.L * self.n * self.dtype.itemsize)
         ratio, dW, w2 = (np.asarray(a) for a in _defects(self, self.solver.rtol,
-                                                            self.solver.atol))
+                                                            self.solver.atol, batch=rows))
         return ratio[: k - 1], dW[: k - 1], w2[:k]
 
     def interpolation_excess(self) -> float:
@@ -147,11 +151,16 @@ class WeightProgram(Program):
         :func:`~weightsynth.core.interpolation.relative_excess_estimate`).
 
         An a-posteriori estimate from the defect of the interpolant (see
-        :func:`weightsynth.core.interpolation.interval_errors`), not a bound.
+        :func:`weightsynth.core.interpolation.defect_error`), not a bound.
         """
-        J_star = -float(np.sum(np.asarray(self.Z0) * np.asarray(self.Theta)))
         ts, _ = self.stored()
         _, dW, w2 = self._defects()
+        return self._excess(ts, dW, w2)
+
+    def _excess(self, ts, dW, w2) -> float:
+        """The relative excess estimate from the W errors ``dW`` of the intervals of ``ts``
+        and ||W||_F^2 at those times (:meth:`interpolation_excess`)."""
+        J_star = -float(np.sum(np.asarray(self.Z0) * np.asarray(self.Theta)))
         beta = float(self.beta)
         rel = relative_excess_estimate(ts, dW, beta, J_star, 0.0)
         if rel <= 1e-12:  # negligible already; a larger scale could only make it smaller
@@ -205,27 +214,39 @@ def _states_many(prog: WeightProgram, ts):
 
 
 @persistent_jit
-def _defects(prog: WeightProgram, rtol, atol):
+def _defects(prog: WeightProgram, rtol, atol, *, batch: int):
     """Per stored interval the error ratio and the W error of the interpolant (see
-    :meth:`WeightProgram.interval_errors`); per stored time ||W||_F^2, as
-    beta^2 ||Theta^T G||_F^2 = beta^2 sum((Theta Theta^T) * (G G^T)): O(n L^2), W never
-    formed."""
-    err, tq, Xq = interval_errors(prog.ts, prog.X, prog._field)
+    :meth:`WeightProgram.interval_errors`); per stored time ||W||_F^2.
 
-    def dW(t, Xs, e):
-        Z, Ze = prog._to_states(t, Xs), prog._to_states(t, Xs + e)
-        D = dyn.optimal_weights(Ze, prog.Theta, prog.beta, prog.activation) \
-            - dyn.optimal_weights(Z, prog.Theta, prog.beta, prog.activation)
-        return jnp.sqrt(jnp.sum(D * D))
-
+    S's field is evaluated once per stored time (the slopes, shared by the two intervals
+    that meet there) and once per interval (at its quarter point, where the defect is
+    taken). The W norms come from L x L Gram matrices, ||beta Theta^T D||_F^2 =
+    beta^2 sum((Theta Theta^T) * (D D^T)) for D = g(Z) or a difference of two: O(n L^2)
+    per time, W never formed. Intervals go ``batch`` at a time (:func:`scan_intervals`).
+    """
+    g = prog.activation.g
     TT = prog.Theta @ prog.Theta.T
 
-    def w2(t, X):
-        G = prog.activation.g(prog._to_states(t, X))
-        return prog.beta**2 * jnp.sum(TT * dyn.gram(G))
+    def norm2(D):
+        return prog.beta**2 * jnp.sum(TT * dyn.gram(D))
 
-    return (error_ratios(err, prog.X, rtol, atol), jax.vmap(dW)(tq, Xq, err),
-            jax.vmap(w2)(prog.ts, prog.X))
+    ts, X = prog.ts, prog.X
+
+    def at_stored(k):
+        F, G = prog._field_and_outputs(ts[k], X[k])
+        if prog.coords == "reduced":  # dA/dt = -A + beta K gives K = G G^T for free
+            return F, prog.beta * jnp.sum(TT * (F + X[k]))
+        return F, norm2(G)
+
+    def at_quarter(k, Fa, Fb):
+        t, Xs, dXs, h, used = quarter_point(ts[k], ts[k + 1], X[k], X[k + 1], Fa, Fb)
+        f, G = prog._field_and_outputs(t, Xs)
+        err = defect_error(h, dXs, f, used)
+        return (error_ratio(err, X[k], X[k + 1], rtol, atol),
+                jnp.sqrt(norm2(g(prog._to_states(t, Xs + err)) - G)))
+
+    w2, (ratio, dW) = scan_intervals(ts.shape[0], at_stored, at_quarter, batch)
+    return ratio, dW, w2
 
 
 @persistent_jit

@@ -29,7 +29,7 @@ from .._validation import (
 from ..errors import AccuracyWarning, SolveError
 from . import dynamics as dyn
 from .activations import Activation, get_activation
-from .interpolation import capacity, interior_times, subdivisions
+from .interpolation import batch_rows, capacity, interior_times, map_rows, subdivisions
 from .ode import (
     ATOL,
     RTOL,
@@ -133,8 +133,10 @@ def synthesize(
         stats={"num_steps": num_steps, "accepted_steps": int(ts.shape[0]) - 1},
     )
     if cfg.adaptive:  # fixed steps store exactly the steps asked for
-        prog = _refine(prog, dense)
-    _warn_if_coarse(prog, cfg)
+        prog, excess = _refine(prog, dense)
+    else:
+        excess = prog.interpolation_excess()
+    _warn_if_coarse(prog, cfg, excess)
     return prog
 
 
@@ -177,24 +179,35 @@ def _stored_solve(X0, Z0, Theta, beta, t0, t1, act, coords, cfg, n_save, dt):
     return ts, X, int(nsteps), (dense, args, statics)
 
 
-def _refine(prog: WeightProgram, dense) -> WeightProgram:
+def _refine(prog: WeightProgram, dense) -> tuple[WeightProgram, float]:
     """Add interior points (from the solver's dense output) where interpolating the steps
-    alone would miss the tolerance (see :mod:`weightsynth.core.interpolation`)."""
-    ratios, _ = prog.interval_errors()
+    alone would miss the tolerance (see :mod:`weightsynth.core.interpolation`).
+
+    Also returns the refined program's estimated relative excess, predicted from the
+    steps' own defects: an interval cut into m pieces has m pieces of 1/m its length and
+    (the Hermite error being O(h^4)) 1/m^4 its error, which the estimate sums. Measuring
+    it afresh would cost another pass over 3-5 times as many stored times.
+    """
+    ratios, dW, w2 = prog._defects()
     ts, X = prog.stored()
-    extra = interior_times(ts.astype(np.float64), subdivisions(ratios))
+    pieces = subdivisions(ratios)
+    excess = prog._excess(ts, dW / pieces.astype(np.float64) ** 4, w2)
+    extra = interior_times(ts.astype(np.float64), pieces)
     if extra.size == 0:
-        return prog
+        return prog, excess
     padded = np.full(capacity(extra.size), extra[-1])
     padded[: extra.size] = extra
     leaves, args, statics = dense
-    values = np.asarray(_evaluate(leaves, padded.astype(prog.dtype), *args, **statics))
+    rows = batch_rows(padded.size, 16 * int(np.prod(X.shape[1:])) * X.dtype.itemsize)
+    values = np.asarray(_evaluate(leaves, padded.astype(prog.dtype), *args, batch=rows,
+                                  **statics))
     values = values[: extra.size]
     order = np.argsort(np.concatenate([ts, extra]), kind="stable")
     new_ts = np.concatenate([ts, extra.astype(prog.dtype)])[order]
     new_X = np.concatenate([X, values.astype(prog.dtype)])[order]
-    return dataclasses.replace(prog, ts=new_ts, X=new_X,
-                               stats={**prog.stats, "stored_times": int(new_ts.shape[0])})
+    refined = dataclasses.replace(prog, ts=new_ts, X=new_X,
+                                  stats={**prog.stats, "stored_times": int(new_ts.shape[0])})
+    return refined, excess
 
 
 @persistent_jit
@@ -208,13 +221,14 @@ def _solve_closed_loop(X0, Z0, Theta, beta, t0, t1, grid, *, act, coords, cfg, s
 
 
 @persistent_jit
-def _evaluate(leaves, ts, X0, Z0, Theta, beta, t0, t1, grid, **statics):
-    """The dense output whose ``leaves`` :func:`_solve_closed_loop` returned, at ``ts``
-    (the solve's own arguments give the output's structure, by abstract evaluation)."""
+def _evaluate(leaves, ts, X0, Z0, Theta, beta, t0, t1, grid, *, batch, **statics):
+    """The dense output whose ``leaves`` :func:`_solve_closed_loop` returned, at ``ts``,
+    ``batch`` times at a time (the solve's own arguments give the output's structure, by
+    abstract evaluation)."""
     shape = jax.eval_shape(partial(_closed_loop, **statics), X0, Z0, Theta, beta, t0, t1,
                            grid)[3]
     dense = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shape), leaves)
-    return jax.vmap(dense.evaluate)(ts)
+    return map_rows(dense.evaluate, ts, batch)
 
 
 def _closed_loop(X0, Z0, Theta, beta, t0, t1, grid, *, act, coords, cfg, size):
@@ -222,16 +236,18 @@ def _closed_loop(X0, Z0, Theta, beta, t0, t1, grid, *, act, coords, cfg, size):
         return dyn.closed_loop_rhs(t, X, Z0, Theta, beta, t0, act, coords)[0]
 
     dfx = diffrax()
-    saveat = dfx.SaveAt(t0=True, steps=True, dense=True, fn=lambda t, y, args: (t, y))
+    # the dense output (all stages of every step: 7 x the stored states for tsit5) serves
+    # only the refinement of adaptive steps; fixed steps store exactly the steps asked for
+    saveat = dfx.SaveAt(t0=True, steps=True, dense=cfg.adaptive, fn=lambda t, y, args: (t, y))
     ys, ok, nsteps, sol = solve(field, X0, t0, t1, None, cfg,
                                 step_ts=None if cfg.adaptive else grid, saveat=saveat,
                                 max_steps=size, solution=True)
     return ys, ok, nsteps, sol.interpolation
 
 
-def _warn_if_coarse(prog: WeightProgram, cfg: SolverConfig) -> None:
-    """Warn when interpolating between the stored times may cost more than the tolerance."""
-    rel = prog.interpolation_excess()
+def _warn_if_coarse(prog: WeightProgram, cfg: SolverConfig, rel: float) -> None:
+    """Warn when interpolating between the stored times may cost more than the tolerance
+    (``rel``: the estimated relative excess)."""
     limit = 10 * cfg.rtol
     if rel <= limit:
         return
