@@ -234,3 +234,28 @@ def test_old_environments_are_pruned(folder):
     os.utime(old, (stale, stale))
     _fresh(f)(np.ones((4, 4)), np.ones(4), Settings(2))  # a new export: prunes
     assert not old.exists() and recent.exists()
+
+
+def test_small_and_large_kernels_compile_differently_but_agree(monkeypatch, tmp_path):
+    """Kernels on small arrays compile with XLA:CPU's faster-compiling loop emitters
+    (``compile_options``); the same kernel compiled with XLA's defaults (every kernel
+    "large") gives the same J to rounding, and both meet J* (eq. 8) to the solve's
+    tolerance."""
+    import weightsynth as ws
+    from weightsynth import _cache
+
+    monkeypatch.setenv(_cache.ENV, "off")
+    rng = np.random.default_rng(0)
+    targets = np.sign(rng.standard_normal((8, 64)))
+    inputs = 0.5 * targets * np.where(rng.random((8, 64)) < 0.1, -1, 1)
+    J_star = -np.sum(np.arctanh(inputs) * targets)
+    assert _cache.compile_options([jnp.zeros((8, 64))]) == _cache._FAST
+    results = []
+    for small in (_cache.SMALL_BYTES, 0):
+        monkeypatch.setattr(_cache, "SMALL_BYTES", small)
+        prog = ws.synthesize(inputs, targets, beta=0.5, t1=1.0)
+        results.append(ws.performance_index(prog, inputs, targets))
+    assert _cache.compile_options([jnp.zeros((8, 64))]) == _cache._DEFAULT
+    assert results[0] == pytest.approx(results[1], rel=1e-12)
+    for J in results:
+        assert J == pytest.approx(J_star, rel=1e-7)

@@ -39,7 +39,6 @@ from .ode import (
     INDEX_RTOL,
     SolverConfig,
     diffrax,
-    finite_rows,
     raise_if_failed,
     solve,
     solver_config,
@@ -166,12 +165,15 @@ def evaluate_index(
     grid = uniform_grid(t0, t1, cfg.steps or 1)
     Z0 = act.ginv(device_array(phi, dt))
     Theta = device_array(theta, dt)
-    probe = np.linspace(t0, t1, _N_PROBES)
-    out, ok, fin = _integrate_index(prog, Z0, Theta, np.asarray(beta, dt), np.asarray(t0, dt),
-                                    np.asarray(t1, dt), np.asarray(grid, dt),
-                                    np.asarray(probe, dt), act, cfg)
-    raise_if_failed(ok, fin, probe, "evaluating the index (solve of N)")
-    Z1, run2, exc2 = (np.asarray(x)[-1] for x in out)
+    args = (prog, Z0, Theta, np.asarray(beta, dt), np.asarray(t0, dt), np.asarray(t1, dt),
+            np.asarray(grid, dt))
+    out, ok = _integrate_index(*args, act, cfg)
+    if not (bool(ok) and all(np.isfinite(np.asarray(x)).all() for x in out)):
+        # rare: solve again, recording where the state was still finite, to say when
+        probe = np.linspace(t0, t1, _N_PROBES)
+        fin = _finite_at(*args, np.asarray(probe, dt), act, cfg)
+        raise_if_failed(False, fin, probe, "evaluating the index (solve of N)")
+    Z1, run2, exc2 = (np.asarray(x) for x in out)
     terminal = -float(np.sum(Z1 * theta))
     running = 0.5 * float(run2)
     J_star = float(-np.sum(np.asarray(Z0) * theta))
@@ -179,19 +181,8 @@ def evaluate_index(
                        terminal=terminal, running=running)
 
 
-#: times at which the index solve records whether its state is still finite (to say when
-#: a blow-up happened without storing the trajectory)
-_N_PROBES = 65
-
-
-def _all_finite(t, y, args):
-    # 1.0 where finite; a float, because diffrax fills unreached save times with inf
-    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(y)]))
-    return jnp.where(ok, 1.0, 0.0)
-
-
-@persistent_jit
-def _integrate_index(prog, Z0, Theta, beta, t0, t1, grid, probe, act, cfg):
+def _index_field(prog, Theta, beta, act):
+    """N under the program's W(t), with the running cost and the excess (eq. 8) as states."""
     def field(t, y, args):
         Z, _, _ = y
         W = prog.weights_at(t)
@@ -202,14 +193,40 @@ def _integrate_index(prog, Z0, Theta, beta, t0, t1, grid, probe, act, cfg):
         excess = jnp.sum((W - beta * M) ** 2)
         return dZ, running, excess
 
+    return field
+
+
+@persistent_jit
+def _integrate_index(prog, Z0, Theta, beta, t0, t1, grid, act, cfg):
+    """(Z(t1), 2 x the running integral, 2 beta x the excess) and whether the solve
+    succeeded. Only the end is saved: each saved series costs the compiled solve an
+    interpolation loop."""
     zero = jnp.zeros((), Z0.dtype)
-    dfx = diffrax()
-    saveat = dfx.SaveAt(subs=[dfx.SubSaveAt(ts=t1[None]),
-                              dfx.SubSaveAt(ts=probe, fn=_all_finite)])
-    (ys, finite), ok, _ = solve(field, (Z0, zero, zero), t0, t1, None, cfg,
-                                step_ts=None if cfg.adaptive else grid, saveat=saveat)
-    finite = finite == 1.0
-    return ys, ok, finite.at[-1].set(finite[-1] & finite_rows(ys)[-1])
+    saveat = diffrax().SaveAt(t1=True)
+    ys, ok, _ = solve(_index_field(prog, Theta, beta, act), (Z0, zero, zero), t0, t1, None,
+                      cfg, step_ts=None if cfg.adaptive else grid, saveat=saveat)
+    return jax.tree_util.tree_map(lambda y: y[-1], ys), ok
+
+
+#: times at which a failed index solve is probed for a finite state (to say when it blew
+#: up without storing the trajectory)
+_N_PROBES = 65
+
+
+def _all_finite(t, y, args):
+    # 1.0 where finite; a float, because diffrax fills unreached save times with inf
+    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(y)]))
+    return jnp.where(ok, 1.0, 0.0)
+
+
+@eqx.filter_jit
+def _finite_at(prog, Z0, Theta, beta, t0, t1, grid, probe, act, cfg):
+    """Per time of ``probe``, whether the index solve's state is still finite there."""
+    zero = jnp.zeros((), Z0.dtype)
+    saveat = diffrax().SaveAt(ts=probe, fn=_all_finite)
+    finite, _, _ = solve(_index_field(prog, Theta, beta, act), (Z0, zero, zero), t0, t1,
+                         None, cfg, step_ts=None if cfg.adaptive else grid, saveat=saveat)
+    return finite == 1.0
 
 
 @positional_deprecated("beta", "t1")

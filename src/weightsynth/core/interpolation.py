@@ -81,24 +81,34 @@ def map_rows(fn, xs, batch: int):
     return jax.lax.map(fn, xs, batch_size=batch)
 
 
-def scan_intervals(count: int, at_row, at_interval, batch: int):
+def scan_intervals(count: int, at_row, at_interval, batch: int, used=None):
     """Visit ``count`` stored rows and the ``count - 1`` intervals between them, ``batch``
     intervals at a time, computing each row's slope once.
 
     ``at_row(k) -> (F_k, r_k)``: the slope at row k and a per-row result;
     ``at_interval(k, F_k, F_{k+1})``: a per-interval result. Returns ``(r, out)`` stacked
     over rows and intervals. A block carries its last slope into the next, so no array of
-    all T slopes is ever formed: memory is one block's intermediates.
+    all T slopes is ever formed: memory is one block's intermediates. ``used`` (traced):
+    how many rows are real, the rest padding; blocks wholly in the padding are skipped and
+    give zeros.
     """
     blocks = -(-(count - 1) // batch)
     F0, r0 = at_row(0)
+    used = count if used is None else used
 
-    def block(F_left, j):
+    def compute(F_left, j):
         ks = j * batch + jnp.arange(batch)
         F_right, r = jax.vmap(at_row)(jnp.minimum(ks + 1, count - 1))
         F_prev = jnp.concatenate([F_left[None], F_right[:-1]])
         out = jax.vmap(at_interval)(jnp.minimum(ks, count - 2), F_prev, F_right)
         return F_right[-1], (r, out)
+
+    def skip(F_left, j):
+        shapes = jax.eval_shape(compute, F_left, j)[1]
+        return F_left, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    def block(F_left, j):
+        return jax.lax.cond(j * batch < used - 1, compute, skip, F_left, j)
 
     _, (r, out) = jax.lax.scan(block, F0, jnp.arange(blocks))
     trim = functools.partial(_first_rows, count - 1)
