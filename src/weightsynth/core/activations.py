@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
-from .._cache import covered
+from .._cache import covered, persistent_jit
 
 Fn = Callable[..., object]
 
@@ -153,3 +153,20 @@ def get_activation(spec: str | Activation = "tanh", gain: float | None = None) -
 def available_activations() -> list[str]:
     """Names of the registered activation families."""
     return sorted(_REGISTRY)
+
+
+def outputs(act: Activation, z):
+    """g(z) as one compiled kernel (an export, kept across processes), not eager JAX ops,
+    each of which compiles a program of its own for every new shape."""
+    return _apply(act, z, inverse=False)
+
+
+def activations_of(act: Activation, y):
+    """g^{-1}(y) as one compiled kernel (see :func:`outputs`)."""
+    return _apply(act, y, inverse=True)
+
+
+@persistent_jit
+def _apply(act: Activation, x, *, inverse: bool):
+    return act.ginv(x) if inverse else act.g(x)
+

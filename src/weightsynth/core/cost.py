@@ -33,7 +33,7 @@ from .._validation import (
     resolve_dtype,
 )
 from . import dynamics as dyn
-from .activations import Activation, get_activation
+from .activations import Activation, activations_of, get_activation
 from .ode import (
     INDEX_ATOL,
     INDEX_RTOL,
@@ -64,7 +64,7 @@ def optimal_cost(inputs, targets, activation: str | Activation = "tanh", *,
     phi, theta = check_pair(inputs, targets)
     act = get_activation(activation, gain)
     act.check_in_range(phi, "inputs")
-    return float(-np.sum(np.asarray(act.ginv(jnp.asarray(phi))) * theta))
+    return float(-np.sum(np.asarray(activations_of(act, device_array(phi))) * theta))
 
 
 class _CallableProgram(Program):
@@ -163,7 +163,7 @@ def evaluate_index(
     prog = _as_program(program, phi.shape[1], act, t0, t1, dt)
     cfg = solver_config(solver, steps=steps, rtol=rtol, atol=atol, max_steps=max_steps)
     grid = uniform_grid(t0, t1, cfg.steps or 1)
-    Z0 = act.ginv(device_array(phi, dt))
+    Z0 = activations_of(act, device_array(phi, dt))
     Theta = device_array(theta, dt)
     args = (prog, Z0, Theta, np.asarray(beta, dt), np.asarray(t0, dt), np.asarray(t1, dt),
             np.asarray(grid, dt))

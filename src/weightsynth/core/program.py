@@ -28,7 +28,7 @@ from .._version import __version__
 from ..errors import ProgramFileError
 from ..formats.program_file import load_program_file, require, save_program_file
 from . import dynamics as dyn
-from .activations import Activation, get_activation
+from .activations import Activation, activations_of, get_activation, outputs
 from .ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
 
 
@@ -103,13 +103,13 @@ class Program(eqx.Module):
     def trajectory(self, x, ts) -> np.ndarray:
         """States z(t) of N run from outputs ``x`` (B, n) at t0: shape (len(ts), B, n)."""
         ts = self._times(ts, "ts")
-        Zq0 = self.activation.ginv(device_array(self._queries(x)))
+        Zq0 = activations_of(self.activation, device_array(self._queries(x)))
         return self._run(Zq0, ts)
 
     def recall(self, x) -> np.ndarray:
         """Outputs g(z(t1)) of N run from outputs ``x`` (B, n) at t0: shape (B, n)."""
         z1 = self.trajectory(x, np.array([float(self.t1)]))[0]
-        return np.asarray(self.activation.g(device_array(z1)))
+        return np.asarray(outputs(self.activation, device_array(z1)))
 
     def _run(self, Zq0, ts: np.ndarray) -> np.ndarray:
         """States of N from activations ``Zq0`` at ``ts``: :func:`simulate_network`."""

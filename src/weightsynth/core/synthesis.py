@@ -28,7 +28,7 @@ from .._validation import (
 )
 from ..errors import AccuracyWarning, SolveError
 from . import dynamics as dyn
-from .activations import Activation, get_activation
+from .activations import Activation, activations_of, get_activation
 from .interpolation import batch_rows, capacity, interior_times, map_rows, subdivisions
 from .ode import (
     ATOL,
@@ -120,7 +120,7 @@ def synthesize(
     if coords == "auto":
         coords = "reduced" if L <= n else "direct"
 
-    Z0 = act.ginv(device_array(phi, dt))
+    Z0 = activations_of(act, device_array(phi, dt))
     Theta = device_array(theta, dt)
     if not np.isfinite(np.asarray(Z0)).all():
         raise ValueError(f"inputs are too close to the edge of g's range for {dt} precision")
