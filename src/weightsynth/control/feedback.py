@@ -75,15 +75,22 @@ def _check_feedback_form(problem: Problem, kind: str) -> str:
     return basis
 
 
-def _spec_data(problem: Problem, nodes: int, substeps: int, solver: str):
+#: the parametrizations of W(t) (``coordinates``)
+COORDINATES = ("factor", "weights")
+
+
+def _spec_data(problem: Problem, nodes: int, substeps: int, solver: str,
+               coords: str = "factor"):
     check_int(nodes, "nodes", minimum=2)
     check_int(substeps, "substeps")
     if solver not in fk.TABLEAUS:
         raise ValueError(f"unknown solver {solver!r}; known: {', '.join(fk.TABLEAUS)}")
+    if coords not in COORDINATES:
+        raise ValueError(f"coordinates must be one of {COORDINATES}, got {coords!r}")
     kind = _index_kind(problem)
     basis = _check_feedback_form(problem, kind)
     dt = problem.dtype
-    spec = fk.Spec(problem.activation, kind, basis, int(nodes), int(substeps), solver)
+    spec = fk.Spec(problem.activation, kind, basis, int(nodes), int(substeps), solver, coords)
     Theta = jnp.asarray(problem.Theta)
     TT = Theta @ Theta.T if kind == "paper" else jnp.zeros((), dt)
     dyn = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dt) if isinstance(x, np.ndarray)
@@ -95,7 +102,8 @@ def _spec_data(problem: Problem, nodes: int, substeps: int, solver: str):
 
 
 def estimate_memory(problem: Problem, nodes: int = 26, substeps: int = 1,
-                    solver: str = "rk4", history_length: int = 5) -> int:
+                    solver: str = "rk4", history_length: int = 5,
+                    coordinates: str = "factor") -> int:
     """Bytes the feedback solver needs, about: the stored stages of every step for the
     reverse pass, the L-BFGS history and the metric factors."""
     L, n, T = problem.L, problem.n, nodes
@@ -103,8 +111,10 @@ def estimate_memory(problem: Problem, nodes: int = 26, substeps: int = 1,
     stages = len(fk.TABLEAUS[solver][0]) if solver in fk.TABLEAUS else 4
     # node states kept by the scan (and its tangent), one interval's stages rematerialized
     per_state = L * n + 2 * L * L
-    return item * (4 * T * L * n + 3 * substeps * (stages + 2) * per_state + 2 * T * L * L
-                   + T * L * n * (2 * history_length + 12))
+    factor = coordinates == "factor"
+    variables = T * (L * n if factor else n * n)  # C, or W itself
+    return item * (4 * T * L * n + 3 * substeps * (stages + 2) * per_state
+                   + (2 * T * L * L if factor else 0) + variables * (2 * history_length + 12))
 
 
 def _check_memory(need: int, limit) -> None:
@@ -148,7 +158,35 @@ def _initial_coef(problem: Problem, W0, spec) -> np.ndarray:
     return C
 
 
+def _initial_weights(problem: Problem, W0, spec, data) -> np.ndarray:
+    """C0 = W0(t_k)^T (T, n, n) for weight coordinates: W0 None/'zero', 'closed_form', a
+    WeightProgram or FeedbackProgram (their W at the nodes, along their own trajectory, as
+    their factor form gives it), any other program (its ``weights``), or an (n, n) /
+    (T, n, n) array of weights."""
+    T, n, dt = spec.T, problem.n, problem.dtype
+    if W0 is None or (isinstance(W0, str) and W0 == "zero"):
+        return np.zeros((T, n, n), dt)
+    ts = uniform_grid(problem.t0, problem.t1, T - 1)
+    if isinstance(W0, (str, WeightProgram, FeedbackProgram)):
+        factor = replace(spec, coords="factor")
+        C = jnp.asarray(_initial_coef(problem, W0, factor))
+        Zs, _ = fk.node_states(C, data, factor)
+        Y = jax.vmap(lambda Z, t: fk.basis(Z, t, data, factor))(Zs, jnp.asarray(ts, dt))
+        W = np.asarray(jnp.einsum("kln,klm->knm", C, Y))
+    elif isinstance(W0, Program):
+        W = np.asarray(W0.weights(ts), dtype=dt)
+    else:
+        W = np.asarray(W0, dtype=dt)
+        if W.shape == (n, n):
+            W = np.broadcast_to(W, (T, n, n))
+    if W.shape != (T, n, n) or not np.isfinite(W).all():
+        raise ValueError(f"W0 in weight coordinates must give finite ({n}, {n}) weights at "
+                         f"the {T} nodes, got shape {W.shape}")
+    return np.ascontiguousarray(np.swapaxes(W, 1, 2))
+
+
 def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps: int = 1,
+                        coordinates: str = "factor",
                         solver: str = "rk4", max_iter: int = 1000, rtol: float = 1e-6,
                         gtol: float = 0.0, ftol: float = 1e-15, history_length: int = 5,
                         precondition: bool = True, refresh: int = 50, chunk: int = 10,
@@ -175,6 +213,15 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     share an attractor (K nearly singular) from distorting the metric; a small one removes
     the ridge's own slow directions near the optimum (docs/general.md, "Optimizer"). The
     metric changes the path, not the optimum.
+    ``coordinates``: ``"factor"`` (default) searches W = C^T g(Z) (L x n per node: O(n L)
+    numbers and O(n L^2) per evaluation, the family every stationary program lies in);
+    ``"weights"`` searches W(t) itself, n x n per node, piecewise linear (O(n^2 L) per
+    evaluation), with the plain L2 metric of W (``precondition``, ``ridge`` and
+    ``ridge_min`` do not apply). With L >= n the factor form gains nothing and its metric
+    inherits K's conditioning: at n = L = 32 and 64 (random targets, correlation, beta
+    0.5, from 0) weight coordinates converged in 120 and 157 L-BFGS iterations against
+    the factor form's 435 and 846 (docs/general.md). W0 arrays are then (n, n) or
+    (T, n, n) weights; the result is a GridProgram.
     ``memory_limit``: bytes (default 80% of the available memory); a larger estimate
     (:func:`estimate_memory`) is refused up front with a ``ValueError``.
     """
@@ -189,12 +236,15 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     fracs = [float(f) for f in continuation]
     if any(not 0 < f < 1 for f in fracs):
         raise ValueError(f"continuation fractions must lie in (0, 1), got {continuation!r}")
-    spec, data = _spec_data(problem, nodes, substeps, solver)
-    _check_memory(estimate_memory(problem, nodes, substeps, solver, history_length),
-                  memory_limit)
-    C = C0 = jnp.asarray(_initial_coef(problem, W0, spec))
-    opt = Options(max_iter, rtol, gtol, ftol, history_length, precondition, refresh, chunk,
-                  max_rejections, float(ridge), float(ridge_min))
+    spec, data = _spec_data(problem, nodes, substeps, solver, coordinates)
+    _check_memory(estimate_memory(problem, nodes, substeps, solver, history_length,
+                                  coordinates), memory_limit)
+    weights = coordinates == "weights"
+    start = _initial_weights(problem, W0, spec, data) if weights else \
+        _initial_coef(problem, W0, spec)
+    C = C0 = jnp.asarray(start)
+    opt = Options(max_iter, rtol, gtol, ftol, history_length, precondition and not weights,
+                  refresh, chunk, max_rejections, float(ridge), float(ridge_min))
     bar = _bar(progress, max_iter)
     t_start, rows, it = time.perf_counter(), [], 0
     stop = None
@@ -222,7 +272,8 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     history = pd.DataFrame(rows, columns=["iteration", "J", "residual", "t1", "evals",
                                           "seconds"])
     J, res = float(history["J"].iloc[-1]), float(history["residual"].iloc[-1])
-    settings = dict(method="feedback", nodes=nodes, substeps=substeps, solver=solver,
+    settings = dict(method="feedback", coordinates=coordinates, nodes=nodes,
+                    substeps=substeps, solver=solver,
                     max_iter=max_iter, rtol=rtol, gtol=gtol, ftol=ftol, continuation=fracs,
                     history_length=history_length, precondition=precondition, refresh=refresh,
                     ridge=ridge, ridge_min=ridge_min)
@@ -233,13 +284,16 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
 
 
 def _program(problem: Problem, C, data, spec, stats) -> Program:
-    """The result: a FeedbackProgram (network) or a GridProgram of W_k = C_k^T X(t_k)."""
+    """The result: a FeedbackProgram (network), or a GridProgram of W_k = C_k^T X(t_k)
+    (driven) or of W_k = C_k^T (weight coordinates)."""
     ts = np.asarray(fk.node_times(data, spec))
     offs = np.stack([np.broadcast_to(np.asarray(problem.dynamics.offset(t), problem.dtype),
                                      (problem.n,)) for t in ts])
     cfg = SolverConfig(solver=spec.solver, steps=(spec.T - 1) * spec.substeps)
     common = dict(activation=problem.activation, t0=problem.t0, t1=problem.t1, solver=cfg,
                   stats=stats)
+    if spec.coords == "weights":
+        return GridProgram(W=np.swapaxes(np.asarray(C), 1, 2), drive=offs, **common)
     if spec.basis == "network":
         Zs, _ = fk.node_states(C, data, spec)
         return FeedbackProgram(Z0=problem.Z0, C=np.asarray(C), Zs=np.asarray(Zs), drive=offs,

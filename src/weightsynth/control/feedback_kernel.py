@@ -31,6 +31,8 @@ class Spec(eqx.Module):
     T: int = eqx.field(static=True)
     substeps: int = eqx.field(static=True)
     solver: str = eqx.field(static=True)
+    #: "factor": C (L x n) with W = C^T Y (eq. 20); "weights": C (n x n) is W^T itself
+    coords: str = eqx.field(static=True, default="factor")
 
 
 class Data(eqx.Module):
@@ -69,12 +71,14 @@ def basis(Z, t, data: Data, spec: Spec):
 
 
 def running(Z, Y, K, C, t, data: Data, spec: Spec):
-    """l(Z, W, t, Theta) for W = C^T Y, without forming W for the built-in indices."""
+    """l(Z, W, t, Theta) for W = C^T Y (or W = C^T in weight coordinates), without forming
+    W for the built-in indices. ``K``: g(Z) g(Z)^T if already at hand, else None."""
     if spec.index_kind == "paper":  # -sum z.theta + (beta/2)||Theta^T G||^2 (eq. 3)
-        KG = K if spec.basis == "network" else gram(spec.act.g(Z))
+        KG = K if K is not None else gram(spec.act.g(Z))
         return -jnp.sum(Z * data.Theta) + 0.5 * data.beta * jnp.sum(data.TT * KG)
     if spec.index_kind == "custom":
-        return data.index.running(Z, C.T @ Y, t, data.Theta)
+        W = C.T if spec.coords == "weights" else C.T @ Y
+        return data.index.running(Z, W, t, data.Theta)
     return jnp.zeros((), Z.dtype)
 
 
@@ -100,13 +104,19 @@ TABLEAUS = {
 
 
 def _rhs(t, Z, C, data: Data, spec: Spec):
-    """S under W = C^T Y (eq. 21) and the running cost l + tr(C^T K C)/(2 beta)."""
+    """S under W = C^T Y (eq. 21) and the running cost l + tr(C^T K C)/(2 beta); in weight
+    coordinates (C = W^T) S is N itself, dZ/dt = -Z + Y W^T, and the effort ||W||^2/(2 beta)."""
     Y = basis(Z, t, data, spec)
+    offset = jnp.asarray(data.dynamics.offset(t), Z.dtype)
+    if spec.coords == "weights":
+        effort = 0.5 * jnp.sum(C * C) / data.beta
+        return -Z + Y @ C + offset, (running(Z, Y, None, C, t, data, spec)
+                                     + effort).astype(Z.dtype)
     K = gram(Y)
     KC = K @ C
     effort = 0.5 * jnp.sum(C * KC) / data.beta
-    dZ = -Z + KC + jnp.asarray(data.dynamics.offset(t), Z.dtype)
-    return dZ, (running(Z, Y, K, C, t, data, spec) + effort).astype(Z.dtype)
+    K_of_g = K if spec.basis == "network" else None
+    return -Z + KC + offset, (running(Z, Y, K_of_g, C, t, data, spec) + effort).astype(Z.dtype)
 
 
 def solve_S(Cn, data: Data, spec: Spec):
