@@ -15,10 +15,12 @@ The machine may be shared: figures are as measured, under whatever load there wa
 ratios within one run.
 
     .venv/bin/python benchmarks/bench_general.py [--targets 1,2,3,4,5,6] [--quick]
-        [--ridge R] [--ridge-min R]
+        [--ridge R] [--ridge-min R] [--coordinates factor|weights]
 
 ``--ridge``, ``--ridge-min``: the feedback solver's metric ridge (start, floor of the
 continuation) in targets 1 and 2 (default: the solver's; equal values: a fixed ridge).
+``--coordinates``: the feedback solver's parametrization in targets 1 and 2 (W = C^T g(Z),
+the default, or W itself).
 """
 
 from __future__ import annotations
@@ -263,9 +265,11 @@ def main(argv=None):
                     help="the feedback solver's metric ridge in targets 1 and 2")
     ap.add_argument("--ridge-min", type=float, default=None,
                     help="the floor of the ridge continuation in targets 1 and 2")
+    ap.add_argument("--coordinates", default=None, choices=("factor", "weights"),
+                    help="the feedback solver's parametrization in targets 1 and 2")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    for key in ("ridge", "ridge_min"):
+    for key in ("ridge", "ridge_min", "coordinates"):
         if getattr(a, key) is not None:
             FEEDBACK_KW[key] = getattr(a, key)
     out = {"load_average_start": os.getloadavg(), "cpu_count": os.cpu_count(),

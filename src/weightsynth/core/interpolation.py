@@ -121,8 +121,9 @@ def _first_rows(count, a):
 
 
 def batch_rows(count: int, row_bytes: int, budget: int = 2**26) -> int:
-    """Rows per batch of :func:`map_rows` so that one batch's ``row_bytes`` each stay within
-    ``budget`` bytes (64 MiB), at least 1 and at most ``count``."""
+    """Rows per batch of :func:`map_rows` or :func:`scan_intervals` so that one batch's
+    ``row_bytes`` each stay within ``budget`` bytes (64 MiB), at least 1 and at most
+    ``count``."""
     return int(max(1, min(count, budget // max(row_bytes, 1))))
 
 
