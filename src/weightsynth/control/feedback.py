@@ -219,8 +219,9 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     evaluation), with the plain L2 metric of W (``precondition``, ``ridge`` and
     ``ridge_min`` do not apply). With L >= n the factor form gains nothing and its metric
     inherits K's conditioning: at n = L = 32 and 64 (random targets, correlation, beta
-    0.5, from 0) weight coordinates converged in 120 and 157 L-BFGS iterations against
-    the factor form's 435 and 846 (docs/general.md). W0 arrays are then (n, n) or
+    0.5, from 0) weight coordinates converged in 189 and 247 L-BFGS iterations against
+    the factor form's 435 and 846 (docs/general.md, which also shows where they stop
+    early: long horizons from W*). W0 arrays are then (n, n) or
     (T, n, n) weights; the result is a GridProgram.
     ``memory_limit``: bytes (default 80% of the available memory); a larger estimate
     (:func:`estimate_memory`) is refused up front with a ``ValueError``.
