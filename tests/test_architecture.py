@@ -33,6 +33,7 @@ PKG = ROOT / "src" / "weightsynth"
 LAYER_OF = {
     "_version": "support", "errors": "support", "_validation": "support",
     "_cache": "support", "_deprecation": "support", "_interrupt": "support",
+    "_files": "support",
     "formats": "formats", "core": "core", "control": "control", "baselines": "baselines",
     "engine": "engine", "study": "study", "cli": "cli", "__init__": "face",
     "estimators": "estimators",

@@ -78,6 +78,19 @@ def test_a_kernel_on_disk_is_not_traced_again_and_gives_the_same_numbers(folder)
     assert len(traces) == 1
 
 
+def test_exported_files_are_readable_to_a_shared_folder(folder):
+    """A cache folder may be shared by a cluster's workers: an export gets mode 0666 less
+    the umask, as any file the user writes (not mkstemp's private 0600)."""
+    old = os.umask(0o022)
+    try:
+        _fresh(_kernel([]))(np.ones((2, 3)), np.zeros(2), Settings(2))
+    finally:
+        os.umask(old)
+    (path,) = folder.glob("*.stablehlo")
+    assert os.stat(path).st_mode & 0o777 == 0o644
+    assert [p.name for p in folder.iterdir()] == [path.name]  # no temporary file left
+
+
 def test_anything_that_changes_the_trace_finds_another_file(folder):
     traces: list = []
     f = _kernel(traces)

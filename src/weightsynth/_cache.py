@@ -32,13 +32,14 @@ import functools
 import hashlib
 import importlib.metadata
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import equinox as eqx
 import jax
 from jax import export
+
+from ._files import write_atomically
 
 ENV = "WEIGHTSYNTH_COMPILATION_CACHE"
 _OFF = {"0", "off", "false", "no", "none", ""}
@@ -308,18 +309,9 @@ def _prune(folder: Path, keep: str) -> None:
 
 
 def _write_atomically(folder: Path, path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so that a reader
-    never sees half a file; on a read-only or full disk, write nothing (the next process
-    exports again)."""
-    try:
+    """Write ``data`` to ``path`` atomically (:func:`weightsynth._files.write_atomically`:
+    readable to the others sharing the folder, as the umask allows); on a read-only or
+    full disk, write nothing (the next process exports again)."""
+    with contextlib.suppress(OSError):
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        write_atomically(path, data)

@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as _st_load
 from safetensors.numpy import save as _st_save
 
+from .._files import write_atomically
 from ..errors import ProgramFileError
 
 FORMAT = "weightsynth.program"
@@ -45,23 +44,9 @@ def _digest(tensors: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-_UMASK_LOCK = threading.Lock()
-
-
-def _umask() -> int:
-    """The process's umask (read by setting and restoring it, under a lock)."""
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename.
-
-    The file gets mode 0666 less the umask, as ``open()`` would give it (``mkstemp``
-    alone makes it 0600, unreadable to a collaborator sharing the folder).
-    """
+    """Write ``data`` to ``path`` atomically (:func:`weightsynth._files.write_atomically`),
+    with errors that name the path."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -70,26 +55,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise ValueError(f"cannot save to {str(path)!r}: it is a folder; give a file name, "
                          "e.g. 'prog.safetensors'")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        write_atomically(path, data)
     except OSError as exc:
         why = exc.strerror or str(exc)
         raise OSError(exc.errno, f"cannot save to {str(path)!r}: {why}") from None
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            why = exc.strerror or str(exc)
-            raise OSError(exc.errno, f"cannot save to {str(path)!r}: {why}") from None
-        raise
 
 
 def save_program_file(path, tensors: dict[str, np.ndarray], meta: dict[str, str]) -> None:

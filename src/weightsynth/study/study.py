@@ -8,7 +8,7 @@ process, in order (for debugging and tests).
 
 Outputs under ``out``: ``results.parquet`` (the tidy table), ``claims.csv``, one PNG and one
 SVG per figure, and ``report.html``. Every file is written to a temporary name and renamed
-(:func:`weightsynth.storage.atomic_write_bytes`), so an interrupted run leaves no
+(:func:`weightsynth.formats.program_file.atomic_write_bytes`), so an interrupted run leaves no
 half-written file under a final name.
 """
 
