@@ -29,7 +29,14 @@ import numpy as np
 
 from ..core import dynamics as dyn
 from ..core.activations import Activation
-from ..core.ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
+from ..core.ode import (
+    SolverConfig,
+    finite_rows,
+    raise_if_failed,
+    save_times,
+    solve,
+    uniform_grid,
+)
 from ..core.program import Program, as_scalar, stats_arrays, stats_json
 from ..errors import ProgramFileError
 from ..formats.program_file import require
@@ -131,7 +138,7 @@ class FeedbackProgram(Program):
 
     def _run(self, Zq0, ts):
         grid = None if self.solver.adaptive else jnp.asarray(self._grid(), self.dtype)
-        ys, ok, fin = _run_queries(self, Zq0, grid, jnp.asarray(ts, self.dtype))
+        ys, ok, fin = _run_queries(self, Zq0, grid, save_times(ts, self.t1, self.dtype))
         raise_if_failed(ok, fin, ts, "running the network")
         return np.asarray(ys)
 

@@ -17,7 +17,7 @@ import equinox._errors as _eqx_errors  # its EQX_ON_ERROR is read as a check is 
 import jax.numpy as jnp
 import numpy as np
 
-from .._validation import check_int
+from .._validation import check_int, device_array
 from ..errors import SolveError
 
 
@@ -134,15 +134,29 @@ def uniform_grid(t0: float, t1: float, steps: int) -> np.ndarray:
     return t0 + (t1 - t0) * (np.arange(steps + 1, dtype=np.float64) / steps)
 
 
+#: ``save_ts`` of :func:`solve` for "the end only" (see :func:`save_times`)
+END = "t1"
+
+
+def save_times(ts, t1, dtype):
+    """What a solve should save for the host times ``ts``: :data:`END` when they are just
+    [t1] (recall), which saves the final state without the interpolation loop that given
+    save times compile into the solve (0.2-1 s of compiling); else ``ts`` on the device."""
+    ts = np.asarray(ts)
+    if ts.shape == (1,) and ts[0] == float(t1):
+        return END
+    return device_array(ts, dtype)
+
+
 def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=None,
           save_fn=None, saveat=None, max_steps=None, solution=False):
     """Integrate dy/dt = field(t, y, args) from t0 to t1 (traceable; call inside jit).
 
     Fixed-step mode steps exactly through ``step_ts`` (a grid from :func:`uniform_grid`).
-    Saves at ``save_ts`` if given, else at t0 and after every step; a ``diffrax.SaveAt``
-    given as ``saveat`` overrides both. ``max_steps`` overrides the adaptive solver's
-    ``cfg.max_steps`` (a diffrax buffer that saves every step has that many rows). Returns
-    ``(ys, ok, num_steps)`` where ``ok`` is False if the solver failed, and with
+    Saves at ``save_ts`` if given (:data:`END`: at t1 only), else at t0 and after every
+    step; a ``diffrax.SaveAt`` given as ``saveat`` overrides both. ``max_steps`` overrides
+    the adaptive solver's ``cfg.max_steps`` (a diffrax buffer that saves every step has that
+    many rows). Returns ``(ys, ok, num_steps)`` where ``ok`` is False if the solver failed, and with
     ``solution=True`` also diffrax's ``Solution`` (for its dense output).
     """
     dfx = diffrax()
@@ -157,6 +171,8 @@ def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=N
         pass
     elif save_ts is None:
         saveat = dfx.SaveAt(t0=True, steps=True, fn=save_fn or _identity)
+    elif isinstance(save_ts, str) and save_ts == END:
+        saveat = dfx.SaveAt(t1=True, fn=save_fn or _identity)
     else:
         saveat = dfx.SaveAt(ts=save_ts, fn=save_fn or _identity)
     meter = dfx.TqdmProgressMeter() if cfg.progress else dfx.NoProgressMeter()

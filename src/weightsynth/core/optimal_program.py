@@ -33,7 +33,7 @@ from .interpolation import (
     relative_excess_estimate,
     scan_intervals,
 )
-from .ode import SolverConfig, diffrax, finite_rows, raise_if_failed, solve
+from .ode import SolverConfig, finite_rows, raise_if_failed, save_times, solve
 from .program import Program, as_scalar, stats_arrays, stats_json
 
 
@@ -183,11 +183,8 @@ class WeightProgram(Program):
         B, n, L = Zq0.shape[0], self.n, self.L
         dense = 2 * n * n * L + 2 * B * n * n < 4 * B * L * n
         grid = None if self.solver.adaptive else device_array(self.stored()[0], self.dtype)
-        # recall saves only t1: a kernel of its own without the interpolation loop that
-        # saving at given times compiles
-        at_end = ts.shape == (1,) and ts[0] == float(self.t1)
-        save_ts = None if at_end else device_array(ts, self.dtype)
-        ys, ok, fin = _run_queries(self, Zq0, grid, save_ts, dense=dense)
+        ys, ok, fin = _run_queries(self, Zq0, grid, save_times(ts, self.t1, self.dtype),
+                                   dense=dense)
         raise_if_failed(ok, fin, ts, "running the network")
         return np.asarray(ys)
 
@@ -262,12 +259,8 @@ def _run_queries(prog: WeightProgram, Zq0, grid, save_ts, *, dense: bool):
         dXp, G = prog._field_and_outputs(t, Xp)
         return dXp, dyn.query_rhs(Xq, G, prog.Theta, prog.beta, prog.activation, dense=dense)
 
-    dfx = diffrax()
-    queries = lambda t, y, args: y[1]  # noqa: E731
-    saveat = dfx.SaveAt(t1=True, fn=queries) if save_ts is None else \
-        dfx.SaveAt(ts=save_ts, fn=queries)
     ys, ok, _ = solve(field, (prog.X[0], Zq0), prog.t0, prog.t1, None, prog.solver,
-                      step_ts=grid, saveat=saveat)
+                      step_ts=grid, save_ts=save_ts, save_fn=lambda t, y, args: y[1])
     return ys, ok, finite_rows(ys)
 
 

@@ -29,7 +29,7 @@ from ..errors import ProgramFileError
 from ..formats.program_file import load_program_file, require, save_program_file
 from . import dynamics as dyn
 from .activations import Activation, activations_of, get_activation, outputs
-from .ode import SolverConfig, finite_rows, raise_if_failed, solve, uniform_grid
+from .ode import SolverConfig, finite_rows, raise_if_failed, save_times, solve, uniform_grid
 
 
 class Program(eqx.Module):
@@ -255,7 +255,7 @@ def simulate_network(prog: Program, Zq0, ts: np.ndarray) -> np.ndarray:
     cfg = prog.solver
     grid = None if cfg.adaptive else device_array(
         uniform_grid(float(prog.t0), float(prog.t1), cfg.steps), prog.dtype)
-    ys, ok, fin = _simulate(prog, Zq0, grid, device_array(ts, prog.dtype))
+    ys, ok, fin = _simulate(prog, Zq0, grid, save_times(ts, prog.t1, prog.dtype))
     raise_if_failed(ok, fin, ts, "running the network")
     return np.asarray(ys)
 
