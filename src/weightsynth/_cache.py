@@ -69,14 +69,19 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     return folder
 
 
+def switched_off() -> bool:
+    """Whether ``WEIGHTSYNTH_COMPILATION_CACHE`` turns both caches off."""
+    setting = os.environ.get(ENV)
+    return setting is not None and setting.strip().lower() in _OFF
+
+
 def enable_default() -> Path | None:
     """What importing ``weightsynth.core`` does: the cache unless the user chose otherwise."""
-    setting = os.environ.get(ENV)
-    if setting is not None and setting.strip().lower() in _OFF:
+    if switched_off():
         return None
     if jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return None
-    return enable_compilation_cache(setting or None)
+    return enable_compilation_cache(os.environ.get(ENV) or None)
 
 
 # ---- exported kernels -------------------------------------------------------------------
@@ -156,8 +161,7 @@ def compile_options(arrays) -> tuple:
 
 
 def _export_folder() -> Path | None:
-    setting = os.environ.get(ENV)
-    if setting is not None and setting.strip().lower() in _OFF:
+    if switched_off():
         return None
     base = jax.config.jax_compilation_cache_dir
     if not base or "://" in str(base):
