@@ -15,12 +15,13 @@ The machine may be shared: figures are as measured, under whatever load there wa
 ratios within one run.
 
     .venv/bin/python benchmarks/bench_general.py [--targets 1,2,3,4,5,6] [--quick]
-        [--ridge R] [--ridge-min R] [--coordinates factor|weights]
+        [--ridge R] [--ridge-min R] [--coordinates auto|factor|weights]
 
 ``--ridge``, ``--ridge-min``: the feedback solver's metric ridge (start, floor of the
 continuation) in targets 1 and 2 (default: the solver's; equal values: a fixed ridge).
-``--coordinates``: the feedback solver's parametrization in targets 1 and 2 (W = C^T g(Z),
-the default, or W itself).
+``--coordinates``: the feedback solver's parametrization in targets 1 and 2 (W = C^T g(Z)
+or W itself; default the solver's "auto", which takes weights at L >= n / 4). Each record
+names the coordinates used. Targets 5 and 6 measure the factor form (its pass, its order).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def random_data(n, L, seed=0):
 
 
 def _record(res, secs, **kw):
+    if "coordinates" in res.settings:
+        kw = dict(kw, coordinates=res.settings["coordinates"])
     return dict(kw, converged=bool(res.converged), reason=res.reason,
                 iterations=int(res.iterations), J=float(res.J), residual=float(res.residual),
                 seconds=round(secs, 3),
@@ -238,10 +241,10 @@ def target6(quick):
     phi, theta = random_data(n, L)
     p = ws.Problem(phi, theta, "correlation", beta=0.5, t1=1.0)
     Ts = (6, 11, 21) if quick else (6, 11, 21, 41)
-    ref = ws.feedback_synthesize(p, nodes=4 * Ts[-1] - 3, rtol=1e-10)
+    ref = ws.feedback_synthesize(p, nodes=4 * Ts[-1] - 3, rtol=1e-10, coordinates="factor")
     rows = []
     for T in Ts:
-        r = ws.feedback_synthesize(p, nodes=T, rtol=1e-10)
+        r = ws.feedback_synthesize(p, nodes=T, rtol=1e-10, coordinates="factor")
         rows.append(dict(target=6, solver="feedback", n=n, L=L, nodes=T, J=r.J,
                          J_ref=ref.J, ref_nodes=4 * Ts[-1] - 3, err=abs(r.J - ref.J)))
     for a, b in zip(rows, rows[1:], strict=False):
@@ -265,7 +268,7 @@ def main(argv=None):
                     help="the feedback solver's metric ridge in targets 1 and 2")
     ap.add_argument("--ridge-min", type=float, default=None,
                     help="the floor of the ridge continuation in targets 1 and 2")
-    ap.add_argument("--coordinates", default=None, choices=("factor", "weights"),
+    ap.add_argument("--coordinates", default=None, choices=("auto", "factor", "weights"),
                     help="the feedback solver's parametrization in targets 1 and 2")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)

@@ -36,7 +36,7 @@ def solved(data):
     out = {}
     for kind in ("correlation", "squared_error"):
         p = ws.Problem(phi, theta, kind, beta=BETA, t1=T1)
-        out[kind] = (p, feedback_synthesize(p, nodes=NODES))
+        out[kind] = (p, feedback_synthesize(p, nodes=NODES, coordinates="factor"))
     return out
 
 
@@ -68,19 +68,20 @@ def test_metric_ridge_changes_the_path_not_the_optimum(solved, casadi_ref, ridge
     reaches the same CasADi optimum, in J and in W(t)."""
     for kind, (J_ref, times, W_ref) in casadi_ref.items():
         res = feedback_synthesize(solved[kind][0], nodes=NODES, ridge=ridge,
-                                  ridge_min=ridge_min, refresh=5)
+                                  ridge_min=ridge_min, refresh=5, coordinates="factor")
         assert res.converged, res.reason
         assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
         assert np.max(np.abs(res.program.weights(times) - W_ref)) <= 1e-3
 
 def test_weight_coordinates_reach_the_casadi_optimum(solved, casadi_ref):
-    """W(t) itself as the variable (n x n per node, ``coordinates="weights"``) reaches the
-    same independent CasADi optimum, in J and in W(t), for both indices; and J of the
-    returned GridProgram, re-scored by the plain NumPy RK4 of N under its W(t) (piecewise
-    linear between the nodes), matches."""
+    """W(t) itself as the variable (n x n per node), which the default ``coordinates=
+    "auto"`` picks here (n <= 4 L), reaches the same independent CasADi optimum, in J and
+    in W(t), for both indices; and J of the returned GridProgram, re-scored by the plain
+    NumPy RK4 of N under its W(t) (piecewise linear between the nodes), matches."""
     for kind, (J_ref, times, W_ref) in casadi_ref.items():
         p = solved[kind][0]
-        res = feedback_synthesize(p, nodes=NODES, coordinates="weights")
+        res = feedback_synthesize(p, nodes=NODES)
+        assert res.settings["coordinates"] == "weights"
         assert res.converged, res.reason
         assert isinstance(res.program, ws.GridProgram)
         assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
@@ -143,15 +144,16 @@ def test_stationary_by_finite_differences_of_numpy_J(data, solved):
 
 
 @pytest.mark.parametrize("start,coordinates", [("zero", "factor"), ("closed_form", "factor"),
-                                               ("zero", "weights")])
+                                               ("zero", "weights"), ("zero", "auto")])
 def test_paper_index_reaches_closed_form_program(data, start, coordinates):
     phi, theta = data
     p = ws.Problem(phi, theta, "paper", beta=BETA, t1=T1)
     res = feedback_synthesize(p, W0=start, nodes=NODES, coordinates=coordinates)
     J_star = -np.sum(np.arctanh(phi) * theta)
     # the factor form holds W* exactly (C = beta Theta); W piecewise linear on 21 nodes
-    # misses it by O(h^2) in W and so O(h^4) in J (measured 1.1e-6 relative)
-    J_tol, W_tol = (1e-8, 1e-4) if coordinates == "factor" else (1e-5, 2e-3)
+    # misses it by O(h^2) in W and so O(h^4) in J (measured 1.1e-6 relative). "auto" must
+    # take the exact family on this index
+    J_tol, W_tol = (1e-5, 2e-3) if coordinates == "weights" else (1e-8, 1e-4)
     assert res.converged, res.reason
     assert abs(res.J - J_star) <= J_tol * abs(J_star)
     ts = np.linspace(0.0, T1, 7)
@@ -165,7 +167,8 @@ def test_paper_index_reaches_closed_form_program(data, start, coordinates):
         assert np.all(np.diff(stage["J"].to_numpy()) <= 1e-11 * abs(J_star))
 
 
-def test_linear_quadratic_case_matches_scipy_riccati():
+@pytest.mark.parametrize("coordinates", ["factor", "weights"])
+def test_linear_quadratic_case_matches_scipy_riccati(coordinates):
     rng = np.random.default_rng(11)
     X = rng.uniform(-1, 1, (2, 3))
     Theta = rng.uniform(-1, 1, (2, 3))
@@ -177,7 +180,7 @@ def test_linear_quadratic_case_matches_scipy_riccati():
                    signal=X)
     ts = np.linspace(0.0, t1, 7)
     J_ref, W_ref = _lq_reference(X, Theta, q, beta, t1, ts)
-    res = feedback_synthesize(p, nodes=41, rtol=1e-10)
+    res = feedback_synthesize(p, nodes=41, rtol=1e-10, coordinates=coordinates)
     assert res.converged, res.reason
     assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
     # O(h^2) of piecewise-linear C: measured 1.5e-4 at T = 41
@@ -227,7 +230,8 @@ def test_cap_is_never_converged_and_bad_input(data):
     with pytest.raises(ValueError, match="coordinates must be one of"):
         feedback_synthesize(p, nodes=NODES, coordinates="dense")
     # weight coordinates hold T n^2 numbers instead of T L n
-    assert estimate_memory(p, NODES, coordinates="weights") > estimate_memory(p, NODES)
+    assert estimate_memory(p, NODES, coordinates="weights") > \
+        estimate_memory(p, NODES, coordinates="factor")
     for bad in (0.0, -1e-3, np.inf, "1e-3"):
         with pytest.raises(ValueError, match="ridge must"):
             feedback_synthesize(p, nodes=NODES, ridge=bad)
@@ -250,14 +254,14 @@ def test_divergent_problem_returns_last_good_program():
     res = feedback_synthesize(p, nodes=NODES, max_iter=200)
     assert not res.converged
     assert np.isfinite(res.J)
-    assert np.isfinite(np.asarray(res.program.C)).all()
+    assert np.isfinite(res.program.weights(np.linspace(0.0, T1, NODES))).all()
 
 
 def test_float32_problem_stays_float32_and_matches_float64(data, solved):
     phi, theta = data
     p32 = ws.Problem(phi.astype(np.float32), theta.astype(np.float32), "correlation",
                      beta=BETA, t1=T1, dtype=np.float32)
-    res = feedback_synthesize(p32, nodes=NODES, rtol=1e-4)
+    res = feedback_synthesize(p32, nodes=NODES, rtol=1e-4, coordinates="factor")
     assert res.converged, res.reason
     assert res.program.C.dtype == np.float32
     J64 = solved["correlation"][1].J
@@ -287,3 +291,29 @@ def test_lbfgs_direction_matches_the_dense_bfgs_update():
         d = _direction(jnp.asarray(g), jnp.asarray(S), jnp.asarray(Y), jnp.asarray(r),
                        jnp.asarray(head), jnp.asarray(gamma))
         np.testing.assert_allclose(np.asarray(d), -H @ g, rtol=1e-12, atol=1e-12)
+
+
+def test_auto_coordinates_choice(data):
+    """"auto" keeps the factor form where weights would cost more per pass (n > 4 L) or not
+    fit, where W0 is an array of coefficients, and for the paper's index (W* in the family);
+    it takes weights where only they can start (a GridProgram W0)."""
+    from weightsynth.control.feedback import choose_coordinates
+
+    phi, theta = data  # L = 3, n = 4
+    p = ws.Problem(phi, theta, "correlation", beta=BETA, t1=T1)
+    assert choose_coordinates(p) == "weights"
+    assert choose_coordinates(p, "factor") == "factor"
+    assert choose_coordinates(ws.Problem(phi, theta, "paper", beta=BETA, t1=T1)) == "factor"
+    assert choose_coordinates(p, W0=np.zeros((3, 4))) == "factor"
+    grid = ws.GridProgram(activation=p.activation, t0=0.0, t1=T1, W=np.zeros((NODES, 4, 4)),
+                          drive=np.zeros((NODES, 4)), solver=ws.SolverConfig(steps=NODES - 1))
+    assert choose_coordinates(p, W0=grid) == "weights"
+    rng = np.random.default_rng(0)
+    th = np.sign(rng.standard_normal((3, 13)))
+    wide = ws.Problem(0.5 * th, th, "correlation", beta=BETA, t1=T1)  # n = 13 > 4 L = 12
+    assert choose_coordinates(wide) == "factor"
+    need_w = estimate_memory(p, NODES, coordinates="weights")
+    need_f = estimate_memory(p, NODES, coordinates="factor")
+    assert need_f < need_w
+    assert choose_coordinates(p, memory_limit=(need_f + need_w) // 2) == "factor"
+    assert estimate_memory(p, NODES) == need_w  # "auto" estimates what it would pick

@@ -75,8 +75,45 @@ def _check_feedback_form(problem: Problem, kind: str) -> str:
     return basis
 
 
-#: the parametrizations of W(t) (``coordinates``)
-COORDINATES = ("factor", "weights")
+#: the parametrizations of W(t) (``coordinates``); "auto" picks one (:func:`choose_coordinates`)
+COORDINATES = ("auto", "factor", "weights")
+
+#: "auto" keeps the factor form once n exceeds this many times L: a weight-coordinate pass
+#: costs about n / (2 L) factor passes, and weight coordinates took 2.4-2.7x fewer
+#: iterations (docs/general.md, "Weight coordinates": faster at n / L = 4, slower at 8)
+AUTO_MAX_N_PER_L = 4
+
+
+def choose_coordinates(problem: Problem, coordinates: str = "auto", W0=None, nodes: int = 26,
+                       substeps: int = 1, solver: str = "rk4", history_length: int = 5,
+                       memory_limit: int | None = None) -> str:
+    """The parametrization ``feedback_synthesize`` uses: ``coordinates`` itself unless it is
+    ``"auto"``, which picks
+
+    * ``"factor"`` for the paper's index: W* lies in the factor family exactly (C = beta
+      Theta on any grid), where piecewise-linear weights sit O(h^4) above J*;
+    * ``"factor"`` for an array ``W0`` (arrays are coefficients C unless ``coordinates=
+      "weights"`` is asked for), ``"weights"`` for a program that only weights can start
+      from (a GridProgram or any other program but a WeightProgram or FeedbackProgram);
+    * ``"factor"`` when n > ``AUTO_MAX_N_PER_L`` x L, or when the weights would not fit in
+      ``memory_limit`` and the factor form would;
+    * ``"weights"`` otherwise.
+    """
+    if coordinates not in COORDINATES:
+        raise ValueError(f"coordinates must be one of {COORDINATES}, got {coordinates!r}")
+    if coordinates != "auto":
+        return coordinates
+    if isinstance(W0, Program) and not isinstance(W0, (WeightProgram, FeedbackProgram)):
+        return "weights"
+    if _index_kind(problem) == "paper" or (W0 is not None and not isinstance(W0, (str, Program))):
+        return "factor"
+    if problem.n > AUTO_MAX_N_PER_L * problem.L:
+        return "factor"
+    need = estimate_memory(problem, nodes, substeps, solver, history_length, "weights")
+    if need > _memory_limit(memory_limit) and need > estimate_memory(
+            problem, nodes, substeps, solver, history_length, "factor"):
+        return "factor"
+    return "weights"
 
 
 def _spec_data(problem: Problem, nodes: int, substeps: int, solver: str,
@@ -85,7 +122,7 @@ def _spec_data(problem: Problem, nodes: int, substeps: int, solver: str,
     check_int(substeps, "substeps")
     if solver not in fk.TABLEAUS:
         raise ValueError(f"unknown solver {solver!r}; known: {', '.join(fk.TABLEAUS)}")
-    if coords not in COORDINATES:
+    if coords not in COORDINATES[1:]:
         raise ValueError(f"coordinates must be one of {COORDINATES}, got {coords!r}")
     kind = _index_kind(problem)
     basis = _check_feedback_form(problem, kind)
@@ -103,9 +140,13 @@ def _spec_data(problem: Problem, nodes: int, substeps: int, solver: str,
 
 def estimate_memory(problem: Problem, nodes: int = 26, substeps: int = 1,
                     solver: str = "rk4", history_length: int = 5,
-                    coordinates: str = "factor") -> int:
+                    coordinates: str = "auto") -> int:
     """Bytes the feedback solver needs, about: the stored stages of every step for the
-    reverse pass, the L-BFGS history and the metric factors."""
+    reverse pass, the L-BFGS history and the metric factors (``"auto"``: in the
+    coordinates :func:`choose_coordinates` picks without a W0)."""
+    if coordinates == "auto":
+        coordinates = choose_coordinates(problem, "auto", None, nodes, substeps, solver,
+                                         history_length)
     L, n, T = problem.L, problem.n, nodes
     item = np.dtype(problem.dtype).itemsize
     stages = len(fk.TABLEAUS[solver][0]) if solver in fk.TABLEAUS else 4
@@ -117,11 +158,17 @@ def estimate_memory(problem: Problem, nodes: int = 26, substeps: int = 1,
                    + (2 * T * L * L if factor else 0) + variables * (2 * history_length + 12))
 
 
-def _check_memory(need: int, limit) -> None:
+def _memory_limit(limit) -> int:
+    """``memory_limit`` in bytes; None: 80% of the memory available now."""
     if limit is None:
         import psutil
 
         limit = int(0.8 * psutil.virtual_memory().available)
+    return limit
+
+
+def _check_memory(need: int, limit) -> None:
+    limit = _memory_limit(limit)
     if need > limit:
         raise ValueError(f"the problem needs about {need / 2**30:.2f} GiB, more than the "
                          f"{limit / 2**30:.2f} GiB allowed (memory_limit); use fewer nodes or "
@@ -186,7 +233,7 @@ def _initial_weights(problem: Problem, W0, spec, data) -> np.ndarray:
 
 
 def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps: int = 1,
-                        coordinates: str = "factor",
+                        coordinates: str = "auto",
                         solver: str = "rk4", max_iter: int = 1000, rtol: float = 1e-6,
                         gtol: float = 0.0, ftol: float = 1e-15, history_length: int = 5,
                         precondition: bool = True, refresh: int = 50, chunk: int = 10,
@@ -213,16 +260,18 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     share an attractor (K nearly singular) from distorting the metric; a small one removes
     the ridge's own slow directions near the optimum (docs/general.md, "Optimizer"). The
     metric changes the path, not the optimum.
-    ``coordinates``: ``"factor"`` (default) searches W = C^T g(Z) (L x n per node: O(n L)
-    numbers and O(n L^2) per evaluation, the family every stationary program lies in);
-    ``"weights"`` searches W(t) itself, n x n per node, piecewise linear (O(n^2 L) per
-    evaluation), with the plain L2 metric of W (``precondition``, ``ridge`` and
-    ``ridge_min`` do not apply). With L >= n the factor form gains nothing and its metric
-    inherits K's conditioning: at n = L = 32 and 64 (random targets, correlation, beta
-    0.5, from 0) weight coordinates converged in 189 and 247 L-BFGS iterations against
-    the factor form's 435 and 846 (docs/general.md, which also shows where they stop
-    early: long horizons from W*). W0 arrays are then (n, n) or
-    (T, n, n) weights; the result is a GridProgram.
+    ``coordinates``: ``"factor"`` searches W = C^T g(Z) (L x n per node: O(n L) numbers
+    and O(n L^2) per evaluation, the family every stationary program lies in; the result
+    is a FeedbackProgram); ``"weights"`` searches W(t) itself, n x n per node, piecewise
+    linear (O(n^2 L) per evaluation), with the plain L2 metric of W (``precondition``,
+    ``ridge`` and ``ridge_min`` do not apply; W0 arrays are (n, n) or (T, n, n) weights;
+    the result is a GridProgram). The factor form's metric is frozen between refreshes
+    while W depends on C through Z as well, and inherits K's conditioning: weight
+    coordinates took 2.4-2.7x fewer iterations on memory data at n = 100, L = 25-100
+    (same J), and 3-5x fewer at n = L = 32-256 on random targets (docs/general.md).
+    ``"auto"`` (default) picks one by :func:`choose_coordinates`: weights unless the index
+    is the paper's, n > 4 L, W0 is an array of coefficients, or memory forbids; the
+    choice is in ``settings["coordinates"]``.
     ``memory_limit``: bytes (default 80% of the available memory); a larger estimate
     (:func:`estimate_memory`) is refused up front with a ``ValueError``.
     """
@@ -237,6 +286,8 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     fracs = [float(f) for f in continuation]
     if any(not 0 < f < 1 for f in fracs):
         raise ValueError(f"continuation fractions must lie in (0, 1), got {continuation!r}")
+    coordinates = choose_coordinates(problem, coordinates, W0, nodes, substeps, solver,
+                                     history_length, memory_limit)
     spec, data = _spec_data(problem, nodes, substeps, solver, coordinates)
     _check_memory(estimate_memory(problem, nodes, substeps, solver, history_length,
                                   coordinates), memory_limit)

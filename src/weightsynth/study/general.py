@@ -57,8 +57,9 @@ def _solve_rows(name, solve, train, test, ts, base, beta, t1, start, nodes, max_
     The training pairs are zero-padded to ``pad`` rows: a pair phi = 0, theta = 0 starts at
     z = 0 and stays there (g(0) = 0), costs nothing under every index here and has a zero
     costate, so the padding is exact; it lets every load share one compiled solver. The
-    feedback solver's work grows as L^2 (and its iterations with L), so it solves the
-    unpadded pairs: one compilation per L, seconds against minutes of solving."""
+    feedback solver's work grows with L (as n L^2 per pass in the factor form, n^2 L in
+    the weight coordinates it picks once L >= n / 4), so it solves the unpadded pairs: one
+    compilation per L, seconds against minutes of solving."""
     rows_solved = len(train.inputs) if solve is feedback_synthesize else pad
     phi, theta = pad_rows(train.inputs, rows_solved), pad_rows(train.targets, rows_solved)
     problem = Problem(phi, theta, name, beta=beta, t1=t1)
