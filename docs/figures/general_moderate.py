@@ -1,13 +1,20 @@
-"""The moderate run of protocol general quoted in README.md and docs/experiments.md.
+"""The runs of protocol general quoted in README.md and docs/experiments.md.
 
 The paper's size, n = 100, beta = 1/n, programs by the feedback solver from W* (at most
-300 iterations): loads {0.05, 0.1, 0.2} x noise {0.1, 0.25} x t1 {0.5, 1, 2, 6} with 5
-training samples per exemplar, and load 0.05 with 20; 3 seeds; fresh corrupted
-test samples. Cells run on the Dask engine (two local workers), the same cell function
-`weightsynth reproduce` runs. Writes general_moderate.parquet, the claims table
-general_moderate_claims.csv and the figure general_moderate.png next to this file.
+300 iterations, its default coordinates), fresh corrupted test samples, noise {0.1, 0.25}.
+Cells run on the Dask engine (two local workers), the same cell function `weightsynth
+reproduce` runs.
 
-    PYTHONPATH=src .venv/bin/python docs/figures/general_moderate.py [--out DIR]
+* ``--run moderate`` (default): loads {0.05, 0.1, 0.2} x t1 {0.5, 1, 2, 6} with 5 training
+  samples per exemplar, and load 0.05 with 20; 3 seeds (96 cells).
+* ``--run focused``: the horizons where the moderate run found the programs at their best,
+  t1 {1, 2}, at every load of the full grid {0.05, 0.1, 0.14, 0.2} with 5 and 20 samples
+  per exemplar (L = 25 to 400); 6 seeds (192 cells).
+
+Writes general_<run>.parquet, the claims table general_<run>_claims.csv and the figure
+general_<run>.png next to this file.
+
+    PYTHONPATH=src .venv/bin/python docs/figures/general_moderate.py [--run focused] [--out DIR]
 """
 
 import argparse
@@ -26,27 +33,36 @@ from weightsynth.study.plots import general_figure, render  # noqa: E402
 from weightsynth.study.runner import expand_grid  # noqa: E402
 
 HERE = Path(__file__).parent
-COMMON = dict(seeds=3, methods=["outer_continuous", "outer_discrete", "projection",
-                                "storkey", "general-correlation", "general-squared_error"],
-              general_noise=[0.1, 0.25], general_t1=[0.5, 1.0, 2.0, 6.0])
+METHODS = ["outer_continuous", "outer_discrete", "projection", "storkey",
+           "general-correlation", "general-squared_error"]
+RUNS = {  # per run: common overrides, then (samples per exemplar, loads) blocks
+    "moderate": (dict(seeds=3, general_t1=[0.5, 1.0, 2.0, 6.0]),
+                 ((5, [0.05, 0.1, 0.2]), (20, [0.05]))),
+    "focused": (dict(seeds=6, general_t1=[1.0, 2.0]),
+                ((5, [0.05, 0.1, 0.14, 0.2]), (20, [0.05, 0.1, 0.14, 0.2]))),
+}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=str(HERE / "general_moderate_store"))
+    ap.add_argument("--run", choices=tuple(RUNS), default="moderate")
+    ap.add_argument("--out", default=None, help="the sweep store (default: next to this file)")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
+    common, blocks = RUNS[a.run]
+    common = dict(common, methods=METHODS, general_noise=[0.1, 0.25])
     cells = []
-    for samples, loads in ((5, [0.05, 0.1, 0.2]), (20, [0.05])):
-        c = with_overrides(default_config(), dict(COMMON, general_samples=[samples],
+    for samples, loads in blocks:
+        c = with_overrides(default_config(), dict(common, general_samples=[samples],
                                                   general_loads=loads))
         cells += expand_grid(c)["general"]
-    summary = run_sweep("general", cells, a.out, workers=2)
+    out = a.out or str(HERE / f"general_{a.run}_store")
+    summary = run_sweep("general", cells, out, workers=2)
     print(summary.line())
-    df = load_results(a.out)
-    df.to_parquet(HERE / "general_moderate.parquet")
+    df = load_results(out)
+    df.to_parquet(HERE / f"general_{a.run}.parquet")
     comp = general_comparison(df)
-    comp.to_csv(HERE / "general_moderate_claims.csv", index=False)
+    comp.to_csv(HERE / f"general_{a.run}_claims.csv", index=False)
     for split in ("train", "test"):
         row = claim_general(comp, df, split)
         print(f"[{split}] {row['status']}: {row['evidence']}\n  {row['parameters']}")
-    (HERE / "general_moderate.png").write_bytes(render(general_figure(df))["png"])
+    (HERE / f"general_{a.run}.png").write_bytes(render(general_figure(df))["png"])

@@ -158,6 +158,32 @@ def estimate_memory(problem: Problem, nodes: int = 26, substeps: int = 1,
                    + (2 * T * L * L if factor else 0) + variables * (2 * history_length + 12))
 
 
+#: "auto" continuation in weight coordinates: horizons longer than this (in units of the
+#: network's time constant) are first solved on ``AUTO_FIRST_HORIZON`` of them
+AUTO_LONG_HORIZON, AUTO_FIRST_HORIZON = 3.0, 2.0
+
+
+def auto_continuation(problem: Problem, coordinates: str) -> tuple[float, ...]:
+    """The stages ``continuation="auto"`` solves first, as fractions of the horizon:
+
+    * the paper's index: (1/16, 1/8, 1/4, 1/2); its beta Q term couples the samples so
+      strongly that L-BFGS stalls on the full horizon from W = 0;
+    * other indices in weight coordinates with t1 - t0 > 3: one stage on [t0, t0 + 2].
+      At long horizons the full problem has a stationary point next to W = 0, where the
+      outputs have decayed, and L-BFGS falls into it from W = 0 and from W* alike; the
+      short problem's optimum holds its memories and starts the full one in their basin
+      (memory data, n = 100, L = 50, beta 0.01, t1 = 6, squared error: J 4522.33 with
+      bit accuracy 0.99 from both starts, against 4988.87 and 0.63 without; docs/general.md);
+    * otherwise none.
+    """
+    if _index_kind(problem) == "paper":
+        return (0.0625, 0.125, 0.25, 0.5)
+    span = float(problem.t1 - problem.t0)
+    if coordinates == "weights" and span > AUTO_LONG_HORIZON:
+        return (AUTO_FIRST_HORIZON / span,)
+    return ()
+
+
 def _memory_limit(limit) -> int:
     """``memory_limit`` in bytes; None: 80% of the memory available now."""
     if limit is None:
@@ -251,8 +277,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     ``continuation``: fractions of the horizon solved first, each warm-starting the next
     with the same node values (C as a function of (t - t0)/(t1 - t0)); every stage stops at
     the full problem's ``rtol`` threshold. ``()``: the full horizon only. ``"auto"``
-    (default): (1/16, 1/8, 1/4, 1/2) for the paper's index, whose beta Q term couples the
-    samples so strongly that L-BFGS stalls on the full horizon from W = 0, else ().
+    (default): see :func:`auto_continuation`.
     ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
     ``ridge``, ``ridge_min``: the metric is R_k^T R_k = K(t_k) + ridge x (mean eigenvalue
     of K(t_k)) I; once J has settled, each refresh divides the ridge by 10, down to
@@ -281,13 +306,14 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     for name, val in (("ridge", ridge), ("ridge_min", ridge_min)):
         if not (isinstance(val, (int, float)) and 0 < val < np.inf):
             raise ValueError(f"{name} must be a finite number > 0, got {val!r}")
-    if isinstance(continuation, str) and continuation == "auto":
-        continuation = (0.0625, 0.125, 0.25, 0.5) if _index_kind(problem) == "paper" else ()
+    coordinates = choose_coordinates(problem, coordinates, W0, nodes, substeps, solver,
+                                     history_length, memory_limit)
+    auto = isinstance(continuation, str) and continuation == "auto"
+    if auto:
+        continuation = auto_continuation(problem, coordinates)
     fracs = [float(f) for f in continuation]
     if any(not 0 < f < 1 for f in fracs):
         raise ValueError(f"continuation fractions must lie in (0, 1), got {continuation!r}")
-    coordinates = choose_coordinates(problem, coordinates, W0, nodes, substeps, solver,
-                                     history_length, memory_limit)
     spec, data = _spec_data(problem, nodes, substeps, solver, coordinates)
     _check_memory(estimate_memory(problem, nodes, substeps, solver, history_length,
                                   coordinates), memory_limit)
@@ -298,32 +324,32 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     opt = Options(max_iter, rtol, gtol, ftol, history_length, precondition and not weights,
                   refresh, chunk, max_rejections, float(ridge), float(ridge_min))
     bar = _bar(progress, max_iter)
-    t_start, rows, it = time.perf_counter(), [], 0
-    stop = None
-    if fracs:  # the threshold of the full problem at W0: J and its gradient there
-        _, part, _, _, _, res0 = minimize(C, data, spec, replace(opt, max_iter=0))
-        stop = max(gtol, rtol * res0)
-    for f in [*fracs, 1.0]:
-        t1 = problem.t0 + f * (problem.t1 - problem.t0)
-        stage = eqx.tree_at(lambda d: d.t1, data, jnp.asarray(t1, problem.dtype))
-        C, part, converged, reason, it, _ = minimize(C, stage, spec, opt, it, t_start, bar,
-                                                     stop)
-        rows += part
-        if f < 1.0 and not converged and "cap" not in reason:
-            break  # a failed stage: report it (the program is for the full horizon below)
+    t_start = time.perf_counter()
+    # "auto" at a long horizon also solves the full horizon directly (it stops within
+    # about ten iterations) and keeps the better of the two: neither path finds the
+    # lower local minimum every time (docs/general.md, "Long horizons")
+    schedules = [(), fracs] if auto and fracs and _index_kind(problem) != "paper" else [fracs]
+    runs, it = [], 0
+    for k, sched in enumerate(schedules):
+        out = _solve_stages(C0, sched, problem, data, spec, opt, it, t_start, bar)
+        it = out[-1]
+        runs.append(out)
+        for row in out[1]:
+            row["run"] = k
     if bar is not None:
         bar.close()
-    Zs, J_full = fk.node_states(C, data, spec)
-    if not (np.isfinite(float(J_full)) and bool(jnp.all(jnp.isfinite(Zs)))):
-        # a short-horizon stage failed and its C blows up on [t0, t1]: W0 is the last good
-        C, converged = C0, False
-        reason = f"{reason}; on the full horizon that program diverges: W0 returned"
-        rows.append(dict(iteration=it, J=float(fk.node_states(C0, data, spec)[1]),
-                         residual=np.nan, t1=problem.t1, evals=np.nan,
-                         seconds=time.perf_counter() - t_start))
+    best = min(range(len(runs)), key=lambda k: (not runs[k][2], runs[k][4]))
+    C, _, converged, reason, _, _ = runs[best]
+    rows = [row for out in runs for row in out[1]]
+    if len(runs) > 1:
+        other = runs[1 - best]
+        reason = (f"{reason} ({'continuation' if best else 'full horizon directly'}); the "
+                  f"{'full horizon directly' if best else 'continuation'} gave J = "
+                  f"{other[4]:.10g}{'' if other[2] else ', not converged'}")
     history = pd.DataFrame(rows, columns=["iteration", "J", "residual", "t1", "evals",
-                                          "seconds"])
-    J, res = float(history["J"].iloc[-1]), float(history["residual"].iloc[-1])
+                                          "seconds", "run"])
+    chosen = history[history["run"] == best]
+    J, res = float(chosen["J"].iloc[-1]), float(chosen["residual"].iloc[-1])
     settings = dict(method="feedback", coordinates=coordinates, nodes=nodes,
                     substeps=substeps, solver=solver,
                     max_iter=max_iter, rtol=rtol, gtol=gtol, ftol=ftol, continuation=fracs,
@@ -333,6 +359,34 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
              "J": J, "residual": res}
     prog = _program(problem, C, data, spec, stats)
     return GeneralResult(prog, history, converged, reason, it, J, res, settings)
+
+
+def _solve_stages(C0, fracs, problem: Problem, data, spec, opt: Options, it: int,
+                  t_start: float, bar):
+    """L-BFGS on each horizon fraction of ``fracs`` in turn, then on the full horizon, from
+    C0: (C, history rows, converged, reason, J of C on the full horizon, iterations so
+    far)."""
+    rows, C, stop = [], C0, None
+    if fracs:  # the threshold of the full problem at W0: J and its gradient there
+        _, part, _, _, _, res0 = minimize(C, data, spec, replace(opt, max_iter=0))
+        stop = max(opt.gtol, opt.rtol * res0)
+    for f in [*fracs, 1.0]:
+        t1 = problem.t0 + f * (problem.t1 - problem.t0)
+        stage = eqx.tree_at(lambda d: d.t1, data, jnp.asarray(t1, problem.dtype))
+        C, part, converged, reason, it, _ = minimize(C, stage, spec, opt, it, t_start, bar,
+                                                     stop)
+        rows += part
+        if f < 1.0 and not converged and "cap" not in reason:
+            break  # a failed stage: report it (the program is for the full horizon below)
+    Zs, J_full = fk.node_states(C, data, spec)
+    if not (np.isfinite(float(J_full)) and bool(jnp.all(jnp.isfinite(Zs)))):
+        # a short-horizon stage failed and its C blows up on [t0, t1]: W0 is the last good
+        C, converged = C0, False
+        reason = f"{reason}; on the full horizon that program diverges: W0 returned"
+        J_full = fk.node_states(C0, data, spec)[1]
+        rows.append(dict(iteration=it, J=float(J_full), residual=np.nan, t1=problem.t1,
+                         evals=np.nan, seconds=time.perf_counter() - t_start))
+    return C, rows, converged, reason, float(J_full), it
 
 
 def _program(problem: Problem, C, data, spec, stats) -> Program:
