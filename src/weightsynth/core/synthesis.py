@@ -210,6 +210,24 @@ def _refine(prog: WeightProgram, dense) -> tuple[WeightProgram, float]:
     return refined, excess
 
 
+#: the tree structure of the dense output, recorded whenever :func:`_solve_closed_loop` is
+#: traced, by :func:`_dense_key`: :func:`_evaluate` traced in the same process then skips
+#: re-tracing the whole solve (0.3-0.5 s of a cold first call) to learn it
+_DENSE_STRUCTURE: dict = {}
+
+
+def _dense_key(leaves, statics: dict):
+    """A key of the dense output's structure: the statics of the solve and its leaves'
+    shapes and dtypes; None if a static is unhashable."""
+    key = (tuple(sorted(statics.items())),
+           tuple((tuple(x.shape), str(x.dtype)) for x in leaves))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 @persistent_jit
 def _solve_closed_loop(X0, Z0, Theta, beta, t0, t1, grid, *, act, coords, cfg, size):
     """S from t0 to t1: ((ts, X) at t0 and every step, ok, steps taken, the leaves of the
@@ -217,17 +235,24 @@ def _solve_closed_loop(X0, Z0, Theta, beta, t0, t1, grid, *, act, coords, cfg, s
     must be plain arrays for :func:`~weightsynth._cache.persistent_jit` to keep it."""
     ys, ok, nsteps, dense = _closed_loop(X0, Z0, Theta, beta, t0, t1, grid, act=act,
                                          coords=coords, cfg=cfg, size=size)
-    return ys, ok, nsteps, jax.tree_util.tree_leaves(dense)
+    leaves, structure = jax.tree_util.tree_flatten(dense)
+    key = _dense_key(leaves, dict(act=act, coords=coords, cfg=cfg, size=size))
+    if key is not None:
+        _DENSE_STRUCTURE[key] = structure
+    return ys, ok, nsteps, leaves
 
 
 @persistent_jit
 def _evaluate(leaves, ts, X0, Z0, Theta, beta, t0, t1, grid, *, batch, **statics):
     """The dense output whose ``leaves`` :func:`_solve_closed_loop` returned, at ``ts``,
-    ``batch`` times at a time (the solve's own arguments give the output's structure, by
-    abstract evaluation)."""
-    shape = jax.eval_shape(partial(_closed_loop, **statics), X0, Z0, Theta, beta, t0, t1,
-                           grid)[3]
-    dense = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shape), leaves)
+    ``batch`` times at a time. Its structure is the one recorded when the solve was traced
+    in this process, else that of an abstract evaluation of the solve."""
+    structure = _DENSE_STRUCTURE.get(_dense_key(leaves, statics))
+    if structure is None:
+        shape = jax.eval_shape(partial(_closed_loop, **statics), X0, Z0, Theta, beta, t0,
+                               t1, grid)[3]
+        structure = jax.tree_util.tree_structure(shape)
+    dense = jax.tree_util.tree_unflatten(structure, leaves)
     return map_rows(dense.evaluate, ts, batch)
 
 
