@@ -48,10 +48,11 @@ class WeightProgram(Program):
 
     The stored times are t0 and the end of every step the solver took, plus interior
     points where interpolating would miss the tolerance (see
-    :mod:`weightsynth.core.interpolation`). ``ts`` and ``X`` are padded with copies of
-    their last row to a bucketed length (257, 513, ...), so programs whose solves took
-    different numbers of steps share compiled code; :attr:`stored_times` and
-    :meth:`stored` give the rows without the padding.
+    :mod:`weightsynth.core.interpolation`). For adaptive solves ``ts`` and ``X`` are
+    padded with copies of their last row to a bucketed length (257, 513, ...), so programs
+    whose solves took different numbers of steps share compiled code; :attr:`stored_times`
+    and :meth:`stored` give the rows without the padding. Fixed steps store exactly
+    steps + 1 rows: their count is already the same for every program of those settings.
 
     The four arrays are (immutable) JAX arrays on the device that computed or loaded them:
     a program synthesized on a GPU stays there, and recall runs there without copying it
@@ -83,7 +84,8 @@ class WeightProgram(Program):
                     "with 64-bit mode on: call jax.config.update('jax_enable_x64', True) first"
                 )
             setattr(self, name, arr)
-        self.ts, self.X = pad(self.ts, self.X, capacity(int(self.ts.shape[0])))
+        if self.solver.adaptive:
+            self.ts, self.X = pad(self.ts, self.X, capacity(int(self.ts.shape[0])))
 
     @property
     def n(self) -> int:
