@@ -161,7 +161,9 @@ def _stored_solve(X0, Z0, Theta, beta, t0, t1, act, coords, cfg, n_save, dt):
     # trimmed on the host: eager JAX indexing would compile afresh for every step count
     ts, X = np.asarray(ts), np.asarray(X)
     keep = np.isfinite(ts)  # diffrax fills the unused rows with inf
-    ts, X = ts[keep].astype(dt), X[keep]
+    if not keep.all():  # (fixed steps fill every row: no copy of X)
+        ts, X = ts[keep], X[keep]
+    ts = ts.astype(dt)
     finite = np.isfinite(X.reshape(X.shape[0], -1)).all(axis=1)
     raise_if_failed(True, finite, ts, "synthesis (closed-loop solve of S)")
     if not bool(ok):
