@@ -21,7 +21,8 @@ ratios within one run.
 continuation) in targets 1 and 2 (default: the solver's; equal values: a fixed ridge).
 ``--coordinates``: the feedback solver's parametrization in targets 1 and 2 (W = C^T g(Z)
 or W itself; default the solver's "auto", which takes weights at L >= n / 4). Each record
-names the coordinates used. Targets 5 and 6 measure the factor form (its pass, its order).
+names the coordinates used. Target 5 measures the factor form's pass; target 6 the order
+of both parametrizations.
 """
 
 from __future__ import annotations
@@ -241,15 +242,19 @@ def target6(quick):
     phi, theta = random_data(n, L)
     p = ws.Problem(phi, theta, "correlation", beta=0.5, t1=1.0)
     Ts = (6, 11, 21) if quick else (6, 11, 21, 41)
-    ref = ws.feedback_synthesize(p, nodes=4 * Ts[-1] - 3, rtol=1e-10, coordinates="factor")
     rows = []
-    for T in Ts:
-        r = ws.feedback_synthesize(p, nodes=T, rtol=1e-10, coordinates="factor")
-        rows.append(dict(target=6, solver="feedback", n=n, L=L, nodes=T, J=r.J,
-                         J_ref=ref.J, ref_nodes=4 * Ts[-1] - 3, err=abs(r.J - ref.J)))
-    for a, b in zip(rows, rows[1:], strict=False):
-        h_ratio = (a["nodes"] - 1) / (b["nodes"] - 1)
-        b["observed_order"] = float(np.log(a["err"] / b["err"]) / np.log(1 / h_ratio))
+    for coords in ("factor", "weights"):
+        ref = ws.feedback_synthesize(p, nodes=4 * Ts[-1] - 3, rtol=1e-10, coordinates=coords)
+        part = []
+        for T in Ts:
+            r = ws.feedback_synthesize(p, nodes=T, rtol=1e-10, coordinates=coords)
+            part.append(dict(target=6, solver="feedback", coordinates=coords, n=n, L=L,
+                             nodes=T, J=r.J, J_ref=ref.J, ref_nodes=4 * Ts[-1] - 3,
+                             err=abs(r.J - ref.J)))
+        for a, b in zip(part, part[1:], strict=False):
+            h_ratio = (a["nodes"] - 1) / (b["nodes"] - 1)
+            b["observed_order"] = float(np.log(a["err"] / b["err"]) / np.log(1 / h_ratio))
+        rows += part
     for r in rows:
         print(json.dumps(r), file=sys.stderr)
     return rows
