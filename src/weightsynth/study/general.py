@@ -13,8 +13,9 @@ comparison is paired by seed.
 
 Every solve starts from the analytic program W* of the paper's index
 (:func:`~weightsynth.synthesize`): from W = 0 the sweep and direct solvers converge slowly
-once L is ~10 or more, and at t1 = 6 the feedback solver stops at a stationary point next
-to W = 0 (docs/general.md, "Speed"). The recall indices reward the outputs at t1
+once L is ~10 or more, and at t1 = 6 the indices have several local minima, one next to
+W = 0 (the feedback solver's defaults also try a short horizon first there:
+docs/general.md, "Long horizons"). The recall indices reward the outputs at t1
 only, while the weight penalty grows with t1: at beta = 1/n and t1 = 6 their optimum is
 close to W = 0 (the outputs decay), so the study runs them at short horizons too.
 """
