@@ -163,26 +163,29 @@ def estimate_memory(problem: Problem, nodes: int = 26, substeps: int = 1,
 AUTO_LONG_HORIZON, AUTO_FIRST_HORIZON = 3.0, 2.0
 
 
-def auto_continuation(problem: Problem, coordinates: str) -> tuple[float, ...]:
-    """The stages ``continuation="auto"`` solves first, as fractions of the horizon:
+def auto_continuation(problem: Problem, coordinates: str) -> list[tuple[float, ...]]:
+    """The schedules ``continuation="auto"`` tries, each the fractions of the horizon solved
+    before the full one; with more than one, the converged program with the lowest J wins:
 
     * the paper's index: (1/16, 1/8, 1/4, 1/2); its beta Q term couples the samples so
       strongly that L-BFGS stalls on the full horizon from W = 0;
-    * other indices in weight coordinates with t1 - t0 > 3: one stage on [t0, t0 + 2].
-      At long horizons the full problem has a stationary point next to W = 0, where the
-      outputs have decayed, and L-BFGS falls into it from W = 0 and from W* alike; the
-      short problem's optimum holds its memories and starts the full one in their basin
-      (memory data, n = 100, L = 50, beta 0.01, t1 = 6, squared error: J 4522.33 with
-      bit accuracy 0.99 from both starts, against 4988.87 of W = 0's 5000, outputs near 0
-      with bit accuracy 0.89, without; docs/general.md);
-    * otherwise none.
+    * other indices in weight coordinates with t1 - t0 > 3: the full horizon directly
+      (about ten iterations), and one stage on [t0, t0 + 2] first. At long horizons the
+      full problem has a stationary point next to W = 0, where the outputs have decayed,
+      and L-BFGS falls into it from W = 0 and from W* alike; the short problem's optimum
+      holds its memories and starts the full one in their basin (memory data, n = 100,
+      L = 50, beta 0.01, t1 = 6, squared error: J 4522.33 with bit accuracy 0.99 from
+      both starts, against 4988.87 of W = 0's 5000, outputs near 0 with bit accuracy
+      0.89, without). Neither finds the lower local minimum every time, hence both
+      (docs/general.md, "Long horizons");
+    * otherwise the full horizon only.
     """
     if _index_kind(problem) == "paper":
-        return (0.0625, 0.125, 0.25, 0.5)
+        return [(0.0625, 0.125, 0.25, 0.5)]
     span = float(problem.t1 - problem.t0)
     if coordinates == "weights" and span > AUTO_LONG_HORIZON:
-        return (AUTO_FIRST_HORIZON / span,)
-    return ()
+        return [(), (AUTO_FIRST_HORIZON / span,)]
+    return [()]
 
 
 def _memory_limit(limit) -> int:
@@ -309,11 +312,12 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
             raise ValueError(f"{name} must be a finite number > 0, got {val!r}")
     coordinates = choose_coordinates(problem, coordinates, W0, nodes, substeps, solver,
                                      history_length, memory_limit)
-    auto = isinstance(continuation, str) and continuation == "auto"
-    if auto:
-        continuation = auto_continuation(problem, coordinates)
-    fracs = [float(f) for f in continuation]
-    if any(not 0 < f < 1 for f in fracs):
+    if isinstance(continuation, str) and continuation == "auto":
+        schedules = auto_continuation(problem, coordinates)
+    else:
+        schedules = [continuation]
+    schedules = [[float(f) for f in sched] for sched in schedules]
+    if any(not 0 < f < 1 for sched in schedules for f in sched):
         raise ValueError(f"continuation fractions must lie in (0, 1), got {continuation!r}")
     spec, data = _spec_data(problem, nodes, substeps, solver, coordinates)
     _check_memory(estimate_memory(problem, nodes, substeps, solver, history_length,
@@ -321,15 +325,11 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     weights = coordinates == "weights"
     start = _initial_weights(problem, W0, spec, data) if weights else \
         _initial_coef(problem, W0, spec)
-    C = C0 = jnp.asarray(start)
+    C0 = jnp.asarray(start)
     opt = Options(max_iter, rtol, gtol, ftol, history_length, precondition and not weights,
                   refresh, chunk, max_rejections, float(ridge), float(ridge_min))
     bar = _bar(progress, max_iter)
     t_start = time.perf_counter()
-    # "auto" at a long horizon also solves the full horizon directly (it stops within
-    # about ten iterations) and keeps the better of the two: neither path finds the
-    # lower local minimum every time (docs/general.md, "Long horizons")
-    schedules = [(), fracs] if auto and fracs and _index_kind(problem) != "paper" else [fracs]
     runs, it = [], 0
     for k, sched in enumerate(schedules):
         out = _solve_stages(C0, sched, problem, data, spec, opt, it, t_start, bar)
@@ -342,24 +342,29 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     best = min(range(len(runs)), key=lambda k: (not runs[k][2], runs[k][4]))
     C, _, converged, reason, _, _ = runs[best]
     rows = [row for out in runs for row in out[1]]
-    if len(runs) > 1:
-        other = runs[1 - best]
-        reason = (f"{reason} ({'continuation' if best else 'full horizon directly'}); the "
-                  f"{'full horizon directly' if best else 'continuation'} gave J = "
-                  f"{other[4]:.10g}{'' if other[2] else ', not converged'}")
+    for k, out in enumerate(runs):
+        if k != best:
+            reason = (f"{reason} ({_schedule_name(schedules[best])}); "
+                      f"{_schedule_name(schedules[k])} gave J = {out[4]:.10g}"
+                      f"{'' if out[2] else ', not converged'}")
     history = pd.DataFrame(rows, columns=["iteration", "J", "residual", "t1", "evals",
                                           "seconds", "run"])
     chosen = history[history["run"] == best]
     J, res = float(chosen["J"].iloc[-1]), float(chosen["residual"].iloc[-1])
     settings = dict(method="feedback", coordinates=coordinates, nodes=nodes,
                     substeps=substeps, solver=solver,
-                    max_iter=max_iter, rtol=rtol, gtol=gtol, ftol=ftol, continuation=fracs,
+                    max_iter=max_iter, rtol=rtol, gtol=gtol, ftol=ftol,
+                    continuation=schedules[best],
                     history_length=history_length, precondition=precondition, refresh=refresh,
                     ridge=ridge, ridge_min=ridge_min)
     stats = {"method": "feedback", "iterations": it, "converged": converged, "reason": reason,
              "J": J, "residual": res}
     prog = _program(problem, C, data, spec, stats)
     return GeneralResult(prog, history, converged, reason, it, J, res, settings)
+
+
+def _schedule_name(fracs) -> str:
+    return f"continuation {fracs}" if fracs else "the full horizon directly"
 
 
 def _solve_stages(C0, fracs, problem: Problem, data, spec, opt: Options, it: int,
