@@ -233,6 +233,28 @@ def test_general_protocol_rows_and_paper_index():
     assert gen.excess.iloc[0] > 1e-6 * abs(gen.J_star.iloc[0])   # it is not W*
     assert gen.J_star.iloc[0] == pytest.approx(
         -np.sum(np.arctanh(tr.inputs) * tr.targets), rel=1e-12)
+    assert gen.weight_norm.iloc[0] > 0
+
+
+def test_weight_norm_is_the_rms_frobenius_norm():
+    """weight_norm against the closed form for W(t) = A + (t - t0) B, linear in t (a grid
+    program of two nodes): (1/T) int ||A + s B||^2 ds = ||A||^2 + T A.B + T^2 ||B||^2 / 3;
+    the trapezoid rule on 101 times errs by T^2 ||B||^2 / (6 * 100^2)."""
+    from weightsynth.control.grid_program import GridProgram
+    from weightsynth.core.activations import get_activation
+    from weightsynth.core.ode import SolverConfig
+    from weightsynth.study.general import weight_norm
+
+    rng = np.random.default_rng(3)
+    A, B = rng.standard_normal((2, 5, 5))
+    t0, t1 = 0.5, 2.5
+    T = t1 - t0
+    prog = GridProgram(activation=get_activation("tanh"), t0=t0, t1=t1,
+                       W=np.stack([A, A + T * B]), drive=np.zeros((2, 5)),
+                       solver=SolverConfig(solver="rk4", steps=4))
+    exact = np.sum(A * A) + T * np.sum(A * B) + T**2 * np.sum(B * B) / 3
+    bias = T**2 * np.sum(B * B) / (6 * 100**2)
+    assert weight_norm(prog) ** 2 == pytest.approx(exact + bias, rel=1e-12)
 
 
 def test_general_claim_decided_per_rival_and_load():

@@ -10,9 +10,14 @@ reproduce` runs.
 * ``--run focused``: the horizons where the moderate run found the programs at their best,
   t1 {1, 2}, at every load of the full grid {0.05, 0.1, 0.14, 0.2} with 5 and 20 samples
   per exemplar (L = 25 to 400); 6 seeds (192 cells).
+* ``--run budget``: why the programs lose at beta = 1/n. The weight penalty 1/(2 beta) is
+  their weight budget, which the rules do not pay: t1 = 1, beta {0.01, 0.1, 1}, every load
+  with 5 samples per exemplar; 6 seeds (144 cells).
+* ``--run horizons``: the horizons the focused run left out, t1 {0.5, 6}, every load with 5
+  samples per exemplar and load 0.05 with 20; 3 seeds (60 cells).
 
-Writes general_<run>.parquet, the claims table general_<run>_claims.csv and the figure
-general_<run>.png next to this file.
+Writes general_<run>.parquet, the claims table general_<run>_claims.csv, the per-setting
+means general_<run>_means.csv and the figure general_<run>.png next to this file.
 
     PYTHONPATH=src .venv/bin/python docs/figures/general_moderate.py [--run focused] [--out DIR]
 """
@@ -22,6 +27,7 @@ import warnings
 from pathlib import Path
 
 import jax
+import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
@@ -33,6 +39,20 @@ from weightsynth.study.plots import general_figure, render  # noqa: E402
 from weightsynth.study.runner import expand_grid  # noqa: E402
 
 HERE = Path(__file__).parent
+SETTING = ["samples_per_exemplar", "load", "noise", "beta", "t1"]
+
+
+def setting_means(df):
+    """Per setting: each method's mean bit accuracy at t1 on fresh ("test") and training
+    samples over the seeds, and for the programs their mean weight_norm (the root-mean-
+    square ||W(t)||_F, study.general.weight_norm), iterations and converged fraction."""
+    d = df[df.t.isna() | np.isclose(df.t, df.t1)]
+    acc = d.pivot_table(index=[*SETTING, "method"], columns="split", values="bit_accuracy",
+                        aggfunc="mean")
+    solved = d.dropna(subset=["iterations"]).groupby([*SETTING, "method"]).agg(
+        weight_norm=("weight_norm", "mean"), iterations=("iterations", "median"),
+        converged=("converged", "mean"))
+    return acc.join(solved).reset_index().round(4)
 METHODS = ["outer_continuous", "outer_discrete", "projection", "storkey",
            "general-correlation", "general-squared_error"]
 RUNS = {  # per run: common overrides, then (samples per exemplar, loads) blocks
@@ -40,6 +60,10 @@ RUNS = {  # per run: common overrides, then (samples per exemplar, loads) blocks
                  ((5, [0.05, 0.1, 0.2]), (20, [0.05]))),
     "focused": (dict(seeds=6, general_t1=[1.0, 2.0]),
                 ((5, [0.05, 0.1, 0.14, 0.2]), (20, [0.05, 0.1, 0.14, 0.2]))),
+    "budget": (dict(seeds=6, general_t1=[1.0], general_beta=[0.01, 0.1, 1.0]),
+               ((5, [0.05, 0.1, 0.14, 0.2]),)),
+    "horizons": (dict(seeds=3, general_t1=[0.5, 6.0]),
+                 ((5, [0.05, 0.1, 0.14, 0.2]), (20, [0.05]))),
 }
 
 if __name__ == "__main__":
@@ -66,3 +90,6 @@ if __name__ == "__main__":
         row = claim_general(comp, df, split)
         print(f"[{split}] {row['status']}: {row['evidence']}\n  {row['parameters']}")
     (HERE / f"general_{a.run}.png").write_bytes(render(general_figure(df))["png"])
+    means = setting_means(df)
+    means.to_csv(HERE / f"general_{a.run}_means.csv", index=False)
+    print(means.to_string(index=False))

@@ -23,6 +23,7 @@ close to W = 0 (the outputs decay), so the study runs them at short horizons too
 from __future__ import annotations
 
 import numpy as np
+from scipy.integrate import trapezoid
 
 from ..control.feedback import feedback_synthesize
 from ..control.problem import Problem
@@ -50,10 +51,25 @@ def _rows(ts, states, outputs, targets, base: dict) -> list[dict]:
     return rows
 
 
+#: times at which :func:`weight_norm` samples W(t)
+_NORM_TIMES = 101
+
+
+def weight_norm(program) -> float:
+    """The program's root-mean-square weight size over [t0, t1],
+    sqrt((1/(t1 - t0)) int ||W(t)||_F^2 dt) (trapezoid rule on 101 times): what its weight
+    penalty (1/(2 beta)) int ||W||_F^2 dt charges for, comparable with a rule's ||W||_F."""
+    t0, t1 = float(program.t0), float(program.t1)
+    ts = np.linspace(t0, t1, _NORM_TIMES)
+    sq = np.sum(np.asarray(program.weights(ts)) ** 2, axis=(1, 2))
+    return float(np.sqrt(trapezoid(sq, ts) / (t1 - t0)))
+
+
 def _solve_rows(name, solve, train, test, ts, base, beta, t1, start, nodes, max_iter, pad):
     """Synthesize under index ``name``; recall rows on both splits. The last train row
-    carries J_index (the index it minimized), converged, iterations, residual, and the
-    paper's index J (eq. 3) of this program with J* and the excess J - J*.
+    carries J_index (the index it minimized), converged, iterations, residual, the
+    paper's index J (eq. 3) of this program with J* and the excess J - J*, and the
+    program's :func:`weight_norm`.
 
     The training pairs are zero-padded to ``pad`` rows: a pair phi = 0, theta = 0 starts at
     z = 0 and stays there (g(0) = 0), costs nothing under every index here and has a zero
@@ -75,7 +91,8 @@ def _solve_rows(name, solve, train, test, ts, base, beta, t1, start, nodes, max_
             paper = evaluate_index(res.program, train.inputs, train.targets, beta=beta)
             part[-1].update(J_index=float(res.J), converged=bool(res.converged),
                             iterations=int(res.iterations), residual=float(res.residual),
-                            J=paper.J, J_star=paper.J_star, excess=paper.excess)
+                            J=paper.J, J_star=paper.J_star, excess=paper.excess,
+                            weight_norm=weight_norm(res.program))
         rows += part
     return rows
 
