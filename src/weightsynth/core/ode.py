@@ -159,8 +159,12 @@ def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=N
     Saves at ``save_ts`` if given (:data:`END`: at t1 only), else at t0 and after every
     step; a ``diffrax.SaveAt`` given as ``saveat`` overrides both. ``max_steps`` overrides
     the adaptive solver's ``cfg.max_steps`` (a diffrax buffer that saves every step has that
-    many rows). Returns ``(ys, ok, num_steps)`` where ``ok`` is False if the solver failed, and with
-    ``solution=True`` also diffrax's ``Solution`` (for its dense output).
+    many rows). Returns ``(ys, ok, num_steps)`` where ``ok`` is False if the solver failed,
+    and with ``solution=True`` also diffrax's ``Solution`` (for its dense output).
+
+    A state of several arrays of one dtype reaches diffrax packed into one vector
+    (:func:`_packing`; not with ``solution=True``, whose dense output would be packed
+    too); ``field`` and the save functions still see the arrays.
     """
     dfx = diffrax()
     solver = diffrax_solver(cfg.solver)
