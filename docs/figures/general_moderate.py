@@ -15,6 +15,9 @@ reproduce` runs.
   with 5 samples per exemplar; 6 seeds (144 cells).
 * ``--run horizons``: the horizons the focused run left out, t1 {0.5, 6}, every load with 5
   samples per exemplar and load 0.05 with 20; 3 seeds (60 cells).
+* ``--run long``: the t1 = 6 cells of ``horizons`` with 1000 iterations instead of 300, so
+  that the short-horizon-first schedule (docs/general.md, "Long horizons") can converge
+  (30 cells).
 
 Writes general_<run>.parquet, the claims table general_<run>_claims.csv, the per-setting
 means general_<run>_means.csv and the figure general_<run>.png next to this file.
@@ -64,6 +67,8 @@ RUNS = {  # per run: common overrides, then (samples per exemplar, loads) blocks
                ((5, [0.05, 0.1, 0.14, 0.2]),)),
     "horizons": (dict(seeds=3, general_t1=[0.5, 6.0]),
                  ((5, [0.05, 0.1, 0.14, 0.2]), (20, [0.05]))),
+    "long": (dict(seeds=3, general_t1=[6.0], general_max_iter=1000),
+             ((5, [0.05, 0.1, 0.14, 0.2]), (20, [0.05]))),
 }
 
 if __name__ == "__main__":
