@@ -56,6 +56,8 @@ def setting_means(df):
         weight_norm=("weight_norm", "mean"), iterations=("iterations", "median"),
         converged=("converged", "mean"))
     return acc.join(solved).reset_index().round(4)
+
+
 METHODS = ["outer_continuous", "outer_discrete", "projection", "storkey",
            "general-correlation", "general-squared_error"]
 RUNS = {  # per run: common overrides, then (samples per exemplar, loads) blocks

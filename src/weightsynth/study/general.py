@@ -61,7 +61,11 @@ def weight_norm(program) -> float:
     penalty (1/(2 beta)) int ||W||_F^2 dt charges for, comparable with a rule's ||W||_F."""
     t0, t1 = float(program.t0), float(program.t1)
     ts = np.linspace(t0, t1, _NORM_TIMES)
-    sq = np.sum(np.asarray(program.weights(ts)) ** 2, axis=(1, 2))
+    # 8 times at a time (all 101 matrices at once would be 3.4 GB at n = 2048), the last
+    # block padded with t1 so that every call has one shape (one compilation)
+    padded = np.concatenate([ts, np.full(-_NORM_TIMES % 8, t1)]).reshape(-1, 8)
+    sq = np.concatenate([np.sum(np.asarray(program.weights(block)) ** 2, axis=(1, 2))
+                         for block in padded])[:_NORM_TIMES]
     return float(np.sqrt(trapezoid(sq, ts) / (t1 - t0)))
 
 
