@@ -61,7 +61,9 @@ class StudyConfig:
     general_samples: tuple[int, ...] = (5, 20)
     general_solver: str = "feedback"
     general_nodes: int = 26
-    general_max_iter: int = 300
+    #: a cap: at t1 <= 2 the programs converge in well under 100 iterations, at t1 = 6 the
+    #: short-horizon-first schedule needs 300-900 (docs/experiments.md, "Long run")
+    general_max_iter: int = 1000
     #: protocol maps (docs/experiments.md): tasks, seeds, grids and methods (see study/maps.py)
     maps_tasks: tuple[str, ...] = ("hetero", "digits", "smooth")
     maps_seeds: int = 20
