@@ -163,14 +163,15 @@ def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=N
     and with ``solution=True`` also diffrax's ``Solution`` (for its dense output).
 
     A state of several arrays of one dtype reaches diffrax packed into one vector
-    (:func:`_packing`; not with ``solution=True``, whose dense output would be packed
+    (:func:`_packed`; not with ``solution=True``, whose dense output would be packed
     too); ``field`` and the save functions still see the arrays.
     """
     dfx = diffrax()
     solver = diffrax_solver(cfg.solver)
-    unravel = None if solution else _packing(y0)
-    if unravel is not None:
-        y0, field = _packed(y0, field, unravel)
+    packed = None if solution else _packed(y0, field)
+    unravel = None
+    if packed is not None:
+        y0, field, unravel = packed
     if cfg.adaptive:
         controller = dfx.PIDController(rtol=cfg.rtol, atol=cfg.atol)
         max_steps = cfg.max_steps if max_steps is None else max_steps
@@ -200,9 +201,10 @@ def solve(field, y0, t0, t1, args, cfg: SolverConfig, *, step_ts=None, save_ts=N
     return sol.ys, ok, sol.stats["num_steps"]
 
 
-def _packing(y0):
-    """For a state of several arrays of one dtype, the function that unpacks it from one
-    flat vector (``jax.flatten_util.ravel_pytree``); else None.
+def _packed(y0, field):
+    """For a state of several arrays of one dtype: the state packed into one flat vector
+    (``jax.flatten_util.ravel_pytree``), the field on flat states, and the function that
+    unpacks a flat state; else None.
 
     The solver's arithmetic (stages, error norm, step control) is then emitted once, not
     once per array: the index's state (Z and two integrals) compiles in 0.7-0.9 s packed
@@ -211,15 +213,12 @@ def _packing(y0):
     leaves = jax.tree_util.tree_leaves(y0)
     if len(leaves) < 2 or len({jnp.result_type(x) for x in leaves}) > 1:
         return None
-    return ravel_pytree(y0)[1]
+    flat, unravel = ravel_pytree(y0)
 
-
-def _packed(y0, field, unravel):
-    """The flat initial state and the field on flat states."""
     def flat_field(t, y, args):
         return ravel_pytree(field(t, unravel(y), args))[0]
 
-    return ravel_pytree(y0)[0], flat_field
+    return flat, flat_field, unravel
 
 
 def _saving_unpacked(saveat, unravel):
