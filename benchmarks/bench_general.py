@@ -16,13 +16,15 @@ ratios within one run.
 
     .venv/bin/python benchmarks/bench_general.py [--targets 1,2,3,4,5,6] [--quick]
         [--ridge R] [--ridge-min R] [--coordinates auto|factor|weights]
+        [--coarse auto|none|T1,T2...]
 
 ``--ridge``, ``--ridge-min``: the feedback solver's metric ridge (start, floor of the
 continuation) in targets 1 and 2 (default: the solver's; equal values: a fixed ridge).
 ``--coordinates``: the feedback solver's parametrization in targets 1 and 2 (W = C^T g(Z)
 or W itself; default the solver's "auto", which takes weights at L >= n / 4). Each record
-names the coordinates used. Target 5 measures the factor form's pass; target 6 the order
-of both parametrizations.
+names the coordinates used. ``--coarse``: the coarse grids solved first in targets 1 and 2
+("none": the full grid only; default the solver's "auto"). Target 5 measures the factor
+form's pass; target 6 the order of both parametrizations.
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ def random_data(n, L, seed=0):
 def _record(res, secs, **kw):
     if "coordinates" in res.settings:
         kw = dict(kw, coordinates=res.settings["coordinates"])
+    if "coarse" in res.settings:
+        per = res.history.groupby("nodes").size()
+        kw = dict(kw, coarse=list(res.settings["coarse"]),
+                  iterations_per_grid={int(T): int(c) - 1 for T, c in per.items()})
     return dict(kw, converged=bool(res.converged), reason=res.reason,
                 iterations=int(res.iterations), J=float(res.J), residual=float(res.residual),
                 seconds=round(secs, 3),
@@ -275,11 +281,17 @@ def main(argv=None):
                     help="the floor of the ridge continuation in targets 1 and 2")
     ap.add_argument("--coordinates", default=None, choices=("auto", "factor", "weights"),
                     help="the feedback solver's parametrization in targets 1 and 2")
+    ap.add_argument("--coarse", default=None,
+                    help="coarse node counts solved first in targets 1 and 2: auto, none, "
+                         "or T1,T2,...")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     for key in ("ridge", "ridge_min", "coordinates"):
         if getattr(a, key) is not None:
             FEEDBACK_KW[key] = getattr(a, key)
+    if a.coarse is not None:
+        FEEDBACK_KW["coarse"] = (a.coarse if a.coarse == "auto" else () if a.coarse == "none"
+                                 else tuple(int(x) for x in a.coarse.split(",")))
     out = {"load_average_start": os.getloadavg(), "cpu_count": os.cpu_count(),
            "device": jax.devices()[0].platform, "quick": a.quick,
            "feedback_keywords": dict(FEEDBACK_KW)}

@@ -188,6 +188,55 @@ def auto_continuation(problem: Problem, coordinates: str) -> list[tuple[float, .
     return [()]
 
 
+#: "auto" coarse level: about 1/AUTO_COARSEN of the node intervals, but no interval longer
+#: than AUTO_COARSE_STEP (in the network's time constant), and only where that at least
+#: halves the intervals (weight coordinates)
+AUTO_COARSEN, AUTO_COARSE_STEP = 5, 0.25
+
+
+def coarse_levels(problem: Problem, nodes: int, coordinates: str, coarse="auto") -> list[int]:
+    """The node counts solved before the full grid of ``nodes`` (coarsest first).
+
+    ``coarse="auto"`` in weight coordinates gives one level of
+    max(ceil((nodes - 1) / 5), ceil((t1 - t0) / 0.25)) intervals when that is at most half
+    of the full grid's (26 nodes on [0, 1] -> 6), none otherwise. The coarse optimum lies
+    O(h^2) from the fine one in W, so the fine grid starts next to its optimum and needs
+    few of its expensive iterations: n = L = 256, beta 0.5, from W = 0, squared error 267
+    iterations on 6 nodes and 56 on 26 (45 s) against 271 on 26 (138 s); correlation
+    893 + 49 (91 s) against more than 1000. Coarser steps than 0.25 change the problem:
+    on [0, 6] with 6 nodes (h = 1.2) the correlation index fell into the decayed minimum
+    from W* (docs/general.md, "Coarse grid first"). ``()``: the full grid only.
+    """
+    if isinstance(coarse, str):
+        if coarse != "auto":
+            raise ValueError(f"coarse must be 'auto' or a sequence of node counts, got {coarse!r}")
+        if coordinates != "weights":
+            return []
+        span = float(problem.t1 - problem.t0)
+        intervals = max(-(-(nodes - 1) // AUTO_COARSEN), int(np.ceil(span / AUTO_COARSE_STEP)))
+        return [intervals + 1] if 2 * intervals <= nodes - 1 else []
+    levels = list(coarse)
+    for T in levels:
+        check_int(T, "coarse node count", minimum=2)
+    grids = [*levels, nodes]
+    if any(b <= a for a, b in zip(grids[:-1], grids[1:], strict=True)):
+        raise ValueError(f"coarse node counts must increase and stay below nodes = {nodes}, "
+                         f"got {coarse!r}")
+    return levels
+
+
+def _resample(C, T: int):
+    """Node values (T_c, ...) of a piecewise-linear function of (t - t0) / (t1 - t0), at T
+    uniform nodes of the same span (linear interpolation: exact where the nodes nest)."""
+    Tc = C.shape[0]
+    if Tc == T:
+        return C
+    u = np.linspace(0.0, Tc - 1, T)
+    k = np.clip(np.floor(u).astype(int), 0, Tc - 2)
+    s = jnp.asarray(u - k, C.dtype).reshape(-1, *(1,) * (C.ndim - 1))
+    return C[k] + s * (C[k + 1] - C[k])
+
+
 def _memory_limit(limit) -> int:
     """``memory_limit`` in bytes; None: 80% of the memory available now."""
     if limit is None:
@@ -268,7 +317,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                         gtol: float = 0.0, ftol: float = 1e-15, history_length: int = 5,
                         precondition: bool = True, refresh: int = 50, chunk: int = 10,
                         max_rejections: int = 60, ridge: float = RIDGE,
-                        ridge_min: float = RIDGE_MIN, continuation="auto",
+                        ridge_min: float = RIDGE_MIN, continuation="auto", coarse="auto",
                         memory_limit: int | None = None, progress: bool = False
                         ) -> GeneralResult:
     r"""Feedback solver: W = C^T g(Z) (eqs. 20-22), C on ``nodes`` nodes, L-BFGS on the
@@ -282,6 +331,11 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     with the same node values (C as a function of (t - t0)/(t1 - t0)); every stage stops at
     the full problem's ``rtol`` threshold. ``()``: the full horizon only. ``"auto"``
     (default): see :func:`auto_continuation`.
+    ``coarse``: node counts solved first, coarsest first, each level (the whole horizon
+    schedule on the coarsest) warm-starting the next by linear interpolation of the node
+    values, every level stopping at the full problem's threshold; ``()``: the full grid
+    only; ``"auto"`` (default): see :func:`coarse_levels`. History rows name their
+    ``nodes``.
     ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
     ``ridge``, ``ridge_min``: the metric is R_k^T R_k = K(t_k) + ridge x (mean eigenvalue
     of K(t_k)) I; once J has settled, each refresh divides the ridge by 10, down to
@@ -320,6 +374,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     if any(not 0 < f < 1 for sched in schedules for f in sched):
         raise ValueError(f"continuation fractions must lie in (0, 1), got {continuation!r}")
     spec, data = _spec_data(problem, nodes, substeps, solver, coordinates)
+    levels = [*coarse_levels(problem, nodes, coordinates, coarse), nodes]
     _check_memory(estimate_memory(problem, nodes, substeps, solver, history_length,
                                   coordinates), memory_limit)
     weights = coordinates == "weights"
@@ -332,7 +387,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     t_start = time.perf_counter()
     runs, it = [], 0
     for k, sched in enumerate(schedules):
-        out = _solve_stages(C0, sched, problem, data, spec, opt, it, t_start, bar)
+        out = _solve_levels(C0, sched, levels, problem, data, spec, opt, it, t_start, bar)
         it = out[-1]
         runs.append(out)
         for row in out[1]:
@@ -347,14 +402,14 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
             reason = (f"{reason} ({_schedule_name(schedules[best])}); "
                       f"{_schedule_name(schedules[k])} gave J = {out[4]:.10g}"
                       f"{'' if out[2] else ', not converged'}")
-    history = pd.DataFrame(rows, columns=["iteration", "J", "residual", "t1", "evals",
+    history = pd.DataFrame(rows, columns=["iteration", "J", "residual", "t1", "nodes", "evals",
                                           "seconds", "run"])
     chosen = history[history["run"] == best]
     J, res = float(chosen["J"].iloc[-1]), float(chosen["residual"].iloc[-1])
     settings = dict(method="feedback", coordinates=coordinates, nodes=nodes,
                     substeps=substeps, solver=solver,
                     max_iter=max_iter, rtol=rtol, gtol=gtol, ftol=ftol,
-                    continuation=schedules[best],
+                    continuation=schedules[best], coarse=levels[:-1],
                     history_length=history_length, precondition=precondition, refresh=refresh,
                     ridge=ridge, ridge_min=ridge_min)
     stats = {"method": "feedback", "iterations": it, "converged": converged, "reason": reason,
@@ -367,15 +422,36 @@ def _schedule_name(fracs) -> str:
     return f"continuation {fracs}" if fracs else "the full horizon directly"
 
 
-def _solve_stages(C0, fracs, problem: Problem, data, spec, opt: Options, it: int,
+def _solve_levels(C0, fracs, levels, problem: Problem, data, spec, opt: Options, it: int,
                   t_start: float, bar):
-    """L-BFGS on each horizon fraction of ``fracs`` in turn, then on the full horizon, from
-    C0: (C, history rows, converged, reason, J of C on the full horizon, iterations so
-    far)."""
-    rows, C, stop = [], C0, None
-    if fracs:  # the threshold of the full problem at W0: J and its gradient there
-        _, part, _, _, _, res0 = minimize(C, data, spec, replace(opt, max_iter=0))
+    """The horizon schedule ``fracs`` on the coarsest grid of ``levels``, then the full
+    horizon on each finer grid from the interpolated coarser program. Every stage stops at
+    the full problem's threshold (rtol x its residual at C0). Returns what
+    :func:`_solve_stages` returns, on the full grid."""
+    stop = None
+    if fracs or len(levels) > 1:  # the threshold of the full problem at W0
+        _, _, _, _, _, res0 = minimize(C0, data, spec, replace(opt, max_iter=0))
         stop = max(opt.gtol, opt.rtol * res0)
+    rows, C = [], C0
+    for k, T in enumerate(levels):
+        level = replace(spec, T=T)
+        C = _resample(C, T)
+        if k and not np.isfinite(float(fk.node_states(C, data, level)[1])):
+            C = _resample(C0, T)  # the coarser program blows up on this grid: restart at W0
+        C, part, converged, reason, J, it = _solve_stages(
+            C, fracs if k == 0 else (), problem, data, level, opt, it, t_start, bar, stop)
+        for row in part:
+            row["nodes"] = T
+        rows += part
+    return C, rows, converged, reason, J, it
+
+
+def _solve_stages(C0, fracs, problem: Problem, data, spec, opt: Options, it: int,
+                  t_start: float, bar, stop=None):
+    """L-BFGS on each horizon fraction of ``fracs`` in turn, then on the full horizon, from
+    C0, each stopping at a residual of ``stop`` (None: rtol x its own at its start):
+    (C, history rows, converged, reason, J of C on the full horizon, iterations so far)."""
+    rows, C = [], C0
     for f in [*fracs, 1.0]:
         t1 = problem.t0 + f * (problem.t1 - problem.t0)
         stage = eqx.tree_at(lambda d: d.t1, data, jnp.asarray(t1, problem.dtype))
