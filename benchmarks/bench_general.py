@@ -71,9 +71,10 @@ def _record(res, secs, **kw):
     if "coordinates" in res.settings:
         kw = dict(kw, coordinates=res.settings["coordinates"])
     if "coarse" in res.settings:
-        per = res.history.groupby("nodes").size()
+        steps = res.history.groupby(["run", "nodes"])["iteration"].agg(lambda i: i.max() - i.min())
+        per = steps.groupby(level="nodes").sum()
         kw = dict(kw, coarse=list(res.settings["coarse"]),
-                  iterations_per_grid={int(T): int(c) - 1 for T, c in per.items()})
+                  iterations_per_grid={int(T): int(c) for T, c in per.items()})
     return dict(kw, converged=bool(res.converged), reason=res.reason,
                 iterations=int(res.iterations), J=float(res.J), residual=float(res.residual),
                 seconds=round(secs, 3),

@@ -363,9 +363,9 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     values, every level stopping at the full problem's threshold; ``()``: the full grid
     only; ``"auto"`` (default): see :func:`coarse_levels`. History rows name their
     ``nodes``.
-    ``scale_start``: when W0 costs more than W = 0, start from the best of s W0,
-    s = 1/2, 1/4, 1/8, 1/16, and W = 0 instead (:func:`_scaled_start`; the s used is
-    ``settings["start_scale"]``).
+    ``scale_start``: when W0 costs more than W = 0 on the first horizon solved, start from
+    the best of s W0, s = 1/2, 1/4, 1/8, 1/16, and W = 0 instead (:func:`_scaled_start`;
+    the s of the kept run is ``settings["start_scale"]``).
     ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
     ``ridge``, ``ridge_min``: the metric is R_k^T R_k = K(t_k) + ridge x (mean eigenvalue
     of K(t_k)) I; once J has settled, each refresh divides the ridge by 10, down to
@@ -410,16 +410,15 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     weights = coordinates == "weights"
     start = _initial_weights(problem, W0, spec, data) if weights else \
         _initial_coef(problem, W0, spec)
-    C0, start_scale = jnp.asarray(start), 1.0
-    if scale_start:
-        C0, start_scale = _scaled_start(C0, data, spec)
+    C0 = jnp.asarray(start)
     opt = Options(max_iter, rtol, gtol, ftol, history_length, precondition and not weights,
                   refresh, chunk, max_rejections, float(ridge), float(ridge_min))
     bar = _bar(progress, max_iter)
     t_start = time.perf_counter()
     runs, it = [], 0
     for k, sched in enumerate(schedules):
-        out = _solve_levels(C0, sched, levels, problem, data, spec, opt, it, t_start, bar)
+        out = _solve_levels(C0, sched, levels, scale_start, problem, data, spec, opt, it,
+                            t_start, bar)
         it = out[-1]
         runs.append(out)
         for row in out[1]:
@@ -427,7 +426,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     if bar is not None:
         bar.close()
     best = min(range(len(runs)), key=lambda k: (not runs[k][2], runs[k][4]))
-    C, _, converged, reason, _, _ = runs[best]
+    C, _, converged, reason, _, start_scale, _ = runs[best]
     rows = [row for out in runs for row in out[1]]
     for k, out in enumerate(runs):
         if k != best:
@@ -455,12 +454,20 @@ def _schedule_name(fracs) -> str:
     return f"continuation {fracs}" if fracs else "the full horizon directly"
 
 
-def _solve_levels(C0, fracs, levels, problem: Problem, data, spec, opt: Options, it: int,
-                  t_start: float, bar):
+def _solve_levels(C0, fracs, levels, scale_start: bool, problem: Problem, data, spec,
+                  opt: Options, it: int, t_start: float, bar):
     """The horizon schedule ``fracs`` on the coarsest grid of ``levels``, then the full
-    horizon on each finer grid from the interpolated coarser program. Every stage stops at
-    the full problem's threshold (rtol x its residual at C0). Returns what
-    :func:`_solve_stages` returns, on the full grid."""
+    horizon on each finer grid from the interpolated coarser program. With
+    ``scale_start``, C0 is first scaled by :func:`_scaled_start` on the first horizon
+    solved. Every stage stops at the full problem's threshold (rtol x its residual at the
+    start). Returns (C, history rows, converged, reason, J on the full grid and horizon,
+    the start's scale, iterations so far)."""
+    scale = 1.0
+    if scale_start:
+        first = eqx.tree_at(lambda d: d.t1, data, jnp.asarray(
+            problem.t0 + (fracs[0] if fracs else 1.0) * (problem.t1 - problem.t0),
+            problem.dtype))
+        C0, scale = _scaled_start(C0, first, spec)
     stop = None
     if fracs or len(levels) > 1:  # the threshold of the full problem at W0
         _, _, _, _, _, res0 = minimize(C0, data, spec, replace(opt, max_iter=0))
@@ -476,7 +483,7 @@ def _solve_levels(C0, fracs, levels, problem: Problem, data, spec, opt: Options,
         for row in part:
             row["nodes"] = T
         rows += part
-    return C, rows, converged, reason, J, it
+    return C, rows, converged, reason, J, scale, it
 
 
 def _solve_stages(C0, fracs, problem: Problem, data, spec, opt: Options, it: int,
