@@ -73,6 +73,27 @@ def test_metric_ridge_changes_the_path_not_the_optimum(solved, casadi_ref, ridge
         assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
         assert np.max(np.abs(res.program.weights(times) - W_ref)) <= 1e-3
 
+def test_scaled_start_never_above_zero_and_reaches_the_casadi_optimum(data, solved,
+                                                                     casadi_ref):
+    """W0 = 40 x W* costs far more than W = 0: the search starts from a scaled W0 whose J,
+    re-scored by the NumPy RK4, is at most that of W = 0, and still ends at the CasADi
+    optimum in J and W(t)."""
+    phi, theta = data
+    C_big = 40 * BETA * np.broadcast_to(theta, (NODES, *theta.shape))
+    for kind, (J_ref, times, W_ref) in casadi_ref.items():
+        p = solved[kind][0]
+        J_big = ref.rescore_feedback(C_big, np.arctanh(phi), theta, BETA, 0.0, T1, 1, kind)[0]
+        J_zero = ref.rescore_feedback(0 * C_big, np.arctanh(phi), theta, BETA, 0.0, T1, 1,
+                                      kind)[0]
+        assert J_big > J_zero
+        res = feedback_synthesize(p, nodes=NODES, W0=C_big, coordinates="factor")
+        assert res.settings["start_scale"] < 1
+        assert res.history["J"].iloc[0] <= J_zero + 1e-12 * abs(J_zero)
+        assert res.converged, res.reason
+        assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
+        assert np.max(np.abs(res.program.weights(times) - W_ref)) <= 1e-3
+
+
 @pytest.mark.parametrize("coarse", ["auto", ()])
 def test_weight_coordinates_reach_the_casadi_optimum(solved, casadi_ref, coarse):
     """W(t) itself as the variable (n x n per node), which the default ``coordinates=

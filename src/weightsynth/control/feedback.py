@@ -345,8 +345,8 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                         precondition: bool = True, refresh: int = 50, chunk: int = 10,
                         max_rejections: int = 60, ridge: float = RIDGE,
                         ridge_min: float = RIDGE_MIN, continuation="auto", coarse="auto",
-                        scale_start: bool = True, memory_limit: int | None = None, progress: bool = False
-                        ) -> GeneralResult:
+                        scale_start: bool = True, memory_limit: int | None = None,
+                        progress: bool = False) -> GeneralResult:
     r"""Feedback solver: W = C^T g(Z) (eqs. 20-22), C on ``nodes`` nodes, L-BFGS on the
     exact discrete gradient in the L2 metric of W.
 
