@@ -19,6 +19,9 @@ runs.
 * ``--run long``: the t1 = 6 cells of ``horizons`` with 1000 iterations instead of 300, so
   that the short-horizon-first schedule (docs/general.md, "Long horizons") can converge
   (30 cells).
+* ``--run seeds20``: the full run's 20 seeds where the programs are at their best, t1
+  {1, 2} at every load with 5 samples per exemplar (320 cells), with the solver's defaults
+  of this round (the coarse grid first, the scaled start, 1000 iterations).
 
 Writes general_<run>.parquet, the claims table general_<run>_claims.csv, the per-setting
 means general_<run>_means.csv and the figure general_<run>.png next to this file.
@@ -73,6 +76,8 @@ RUNS = {  # per run: common overrides, then (samples per exemplar, loads) blocks
                  ((5, [0.05, 0.1, 0.14, 0.2]), (20, [0.05]))),
     "long": (dict(seeds=3, general_t1=[6.0], general_max_iter=1000),
              ((5, [0.05, 0.1, 0.14, 0.2]), (20, [0.05]))),
+    "seeds20": (dict(seeds=20, general_t1=[1.0, 2.0], general_max_iter=1000),
+                ((5, [0.05, 0.1, 0.14, 0.2]),)),
 }
 
 if __name__ == "__main__":

@@ -202,8 +202,8 @@ def coarse_levels(problem: Problem, nodes: int, coordinates: str, coarse="auto")
     of the full grid's (26 nodes on [0, 1] -> 6), none otherwise. The coarse optimum lies
     O(h^2) from the fine one in W, so the fine grid starts next to its optimum and needs
     few of its expensive iterations: n = L = 256, beta 0.5, from W = 0, squared error 267
-    iterations on 6 nodes and 56 on 26 (45 s) against 271 on 26 (138 s); correlation
-    893 + 49 (91 s) against more than 1000. Coarser steps than 0.25 change the problem:
+    iterations on 6 nodes and 56 on 26 (39 s) against 271 on 26 (138 s); correlation
+    893 + 49 (94 s) against more than 1000. Coarser steps than 0.25 change the problem:
     on [0, 6] with 6 nodes (h = 1.2) the correlation index fell into the decayed minimum
     from W* (docs/general.md, "Coarse grid first"). ``()``: the full grid only.
     """
@@ -243,8 +243,8 @@ START_SCALES = (0.5, 0.25, 0.125, 0.0625)
 
 def _scaled_start(C0, data, spec):
     """(C, s): C0 itself (s = 1) unless it costs more than W = 0; then the cheapest of
-    s C0 for s in START_SCALES and 0, by J on the full grid. So the search never starts
-    above doing nothing. W* of the paper's index is far too large for other indices at
+    s C0 for s in START_SCALES and 0, by J of ``data`` (the first horizon solved) on the
+    full grid. So the search never starts above doing nothing. W* of the paper's index is far too large for other indices at
     the same beta: n = 512, L = 32, correlation, beta 0.01, J(W*) = 1.8e5 against
     -7.3e3 at W* / 4, and L-BFGS took 177 iterations from W* against 79 from W* / 4, to the
     same J (docs/general.md, "Scaled start")."""
@@ -469,7 +469,7 @@ def _solve_levels(C0, fracs, levels, scale_start: bool, problem: Problem, data, 
             problem.dtype))
         C0, scale = _scaled_start(C0, first, spec)
     stop = None
-    if fracs or len(levels) > 1:  # the threshold of the full problem at W0
+    if fracs or len(levels) > 1:  # the threshold of the full problem at the start
         _, _, _, _, _, res0 = minimize(C0, data, spec, replace(opt, max_iter=0))
         stop = max(opt.gtol, opt.rtol * res0)
     rows, C = [], C0
