@@ -244,10 +244,10 @@ START_SCALES = (0.5, 0.25, 0.125, 0.0625)
 def _scaled_start(C0, data, spec):
     """(C, s): C0 itself (s = 1) unless it costs more than W = 0; then the cheapest of
     s C0 for s in START_SCALES and 0, by J of ``data`` (the first horizon solved) on the
-    full grid. So the search never starts above doing nothing. W* of the paper's index is far too large for other indices at
-    the same beta: n = 512, L = 32, correlation, beta 0.01, J(W*) = 1.8e5 against
-    -7.3e3 at W* / 4, and L-BFGS took 177 iterations from W* against 79 from W* / 4, to the
-    same J (docs/general.md, "Scaled start")."""
+    full grid. So the search never starts above doing nothing. W* of the paper's index is
+    far too large for other indices at the same beta: n = 512, L = 32, correlation, beta
+    0.01, J(W*) = 1.8e5 against -7.3e3 at W* / 4, and L-BFGS took 177 iterations from W*
+    against 79 from W* / 4, to the same J (docs/general.md, "Scaled start")."""
     def J(C):
         return float(fk.node_states(C, data, spec)[1])
 
