@@ -267,3 +267,27 @@ def test_cli_default_local_cluster(tmp_path):
     res = CliRunner().invoke(app, ["sweep", cfg, "--out", str(tmp_path / "o"), "--workers", "2"])
     assert res.exit_code == 0, res.output
     assert _counts(load_results(tmp_path / "o")) == {1: 1, 2: 1, 3: 1, 4: 1}
+
+
+def test_worker_drops_compiled_kernels_near_the_mapping_limit(tmp_path):
+    """Past half of vm.max_map_count (a file here, so the test does not depend on this
+    machine's limit or mappings) the compiled kernels are dropped, and a jitted function
+    compiles again; below it, or without the files, nothing happens."""
+    import jax
+    import jax.numpy as jnp
+
+    from weightsynth.engine.sweep import release_compiled_kernels
+
+    maps = tmp_path / "maps"
+    maps.write_text("m\n" * 100)
+    f = jax.jit(lambda x: 2 * x)
+    f(jnp.ones(3))
+    assert f._cache_size() == 1
+    (tmp_path / "limit").write_text("400\n")  # 100 mappings of 400: kept
+    assert not release_compiled_kernels(str(maps), str(tmp_path / "limit"))
+    assert f._cache_size() == 1
+    assert not release_compiled_kernels(str(maps), str(tmp_path / "missing"))
+    (tmp_path / "limit").write_text("150\n")  # 100 of 150: dropped
+    assert release_compiled_kernels(str(maps), str(tmp_path / "limit"))
+    assert f._cache_size() == 0
+    assert float(f(jnp.ones(3))[0]) == 2.0 and f._cache_size() == 1

@@ -172,9 +172,40 @@ def _driver_x64() -> bool | None:
     return None if jax is None else bool(jax.config.jax_enable_x64)
 
 
+#: a worker drops JAX's compiled kernels before a cell once its memory mappings pass this
+#: fraction of the kernel's per-process limit (vm.max_map_count). Every compiled XLA:CPU
+#: kernel stays mapped (the feedback solver: about 1,000 mappings per problem shape), and at
+#: the limit the next compile fails ("LLVM compilation error: Cannot allocate memory") and
+#: kills the worker: the 20-seed general run (docs/experiments.md) reached 30,000 mappings
+#: per worker in 10 minutes against a limit of 65,530
+MAP_FRACTION = 0.5
+
+
+def release_compiled_kernels(maps: str = "/proc/self/maps",
+                             limit: str = "/proc/sys/vm/max_map_count") -> bool:
+    """``jax.clear_caches()`` when this process's memory mappings (lines of ``maps``)
+    exceed MAP_FRACTION of the limit in ``limit``; True if it cleared. Kernels compile
+    again when next needed (from the persistent compilation cache where one is set). A
+    system without these files (not Linux) is left alone."""
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return False
+    try:
+        cap = int(Path(limit).read_text())
+        with open(maps) as fh:
+            used = sum(1 for _ in fh)
+    except (OSError, ValueError):
+        return False
+    if used <= MAP_FRACTION * cap:
+        return False
+    jax.clear_caches()
+    return True
+
+
 def _run_cell(spec, params: dict, x64: bool | None, version: str) -> dict:
     """Run one cell on a worker; never raises for a failing protocol."""
     try:
+        release_compiled_kernels()
         if __version__ != version:
             raise RuntimeError(f"worker runs weightsynth {__version__}, driver {version}")
         if x64 is not None:
