@@ -22,6 +22,7 @@ runs.
 * ``--run seeds20``: the full run's 20 seeds where the programs are at their best, t1
   {1, 2} at every load with 5 samples per exemplar (320 cells), with the solver's defaults
   of this round (the coarse grid first, the scaled start, 1000 iterations).
+* ``--run seeds20_short``: the same at t1 = 0.5 (160 cells).
 
 Writes general_<run>.parquet, the claims table general_<run>_claims.csv, the per-setting
 means general_<run>_means.csv and the figure general_<run>.png next to this file.
@@ -78,6 +79,8 @@ RUNS = {  # per run: common overrides, then (samples per exemplar, loads) blocks
              ((5, [0.05, 0.1, 0.14, 0.2]), (20, [0.05]))),
     "seeds20": (dict(seeds=20, general_t1=[1.0, 2.0], general_max_iter=1000),
                 ((5, [0.05, 0.1, 0.14, 0.2]),)),
+    "seeds20_short": (dict(seeds=20, general_t1=[0.5], general_max_iter=1000),
+                      ((5, [0.05, 0.1, 0.14, 0.2]),)),
 }
 
 if __name__ == "__main__":
