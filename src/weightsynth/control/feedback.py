@@ -31,7 +31,7 @@ from ..core.program import Program
 from . import feedback_kernel as fk
 from .feedback_loop import RIDGE, RIDGE_MIN, Options, minimize
 from .feedback_program import FeedbackProgram
-from .grid_program import GridProgram
+from .grid_program import GridProgram, interp_nodes
 from .indices import (
     _correlation_terminal,
     _minus_z_theta,
@@ -227,14 +227,11 @@ def coarse_levels(problem: Problem, nodes: int, coordinates: str, coarse="auto")
 
 def _resample(C, T: int):
     """Node values (T_c, ...) of a piecewise-linear function of (t - t0) / (t1 - t0), at T
-    uniform nodes of the same span (linear interpolation: exact where the nodes nest)."""
-    Tc = C.shape[0]
-    if Tc == T:
+    uniform nodes of the same span (the programs' own interpolation, :func:`interp_nodes`)."""
+    if C.shape[0] == T:
         return C
-    u = np.linspace(0.0, Tc - 1, T)
-    k = np.clip(np.floor(u).astype(int), 0, Tc - 2)
-    s = jnp.asarray(u - k, C.dtype).reshape(-1, *(1,) * (C.ndim - 1))
-    return C[k] + s * (C[k + 1] - C[k])
+    u = jnp.linspace(0.0, 1.0, T, dtype=C.dtype)
+    return jax.vmap(lambda t: interp_nodes(C, t, 0.0, 1.0))(u)
 
 
 #: the scales of W0 tried by ``scale_start`` when W0 costs more than W = 0
