@@ -23,6 +23,7 @@ runs.
   {1, 2} at every load with 5 samples per exemplar (320 cells), with the solver's defaults
   of this round (the coarse grid first, the scaled start, 1000 iterations).
 * ``--run seeds20_short``: the same at t1 = 0.5 (160 cells).
+* ``--run seeds20_long``: the same at t1 = 6 (160 cells).
 
 Writes general_<run>.parquet, the claims table general_<run>_claims.csv, the per-setting
 means general_<run>_means.csv and the figure general_<run>.png next to this file.
@@ -81,6 +82,8 @@ RUNS = {  # per run: common overrides, then (samples per exemplar, loads) blocks
                 ((5, [0.05, 0.1, 0.14, 0.2]),)),
     "seeds20_short": (dict(seeds=20, general_t1=[0.5], general_max_iter=1000),
                       ((5, [0.05, 0.1, 0.14, 0.2]),)),
+    "seeds20_long": (dict(seeds=20, general_t1=[6.0], general_max_iter=1000),
+                     ((5, [0.05, 0.1, 0.14, 0.2]),)),
 }
 
 if __name__ == "__main__":
