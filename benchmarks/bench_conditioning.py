@@ -1,0 +1,158 @@
+"""Why the feedback solver needs many iterations at long horizons: the Hessian of the
+discrete J at the optimum it finds, in the solver's own metric (docs/general.md, "What
+remains").
+
+For each case of target 1 (memory data, n = 100, L = 50, beta = 0.01, data seed 1, from
+W*; weight coordinates, 26 nodes, RK4), this runs ``ws.feedback_synthesize`` with its
+defaults, then Lanczos (scipy's ``eigsh``, ARPACK) on Hessian-vector products of the
+discrete J (forward-over-reverse, ``jax.jvp`` of ``jax.grad``) at the returned nodes, in
+the variables the L-BFGS loop uses (P_k = sqrt(w_k) W_k, trapezoid weights w_k, so the
+effort ||W||^2 / (2 beta) alone has curvature between 1/(3 beta) and 1/beta). It reports
+the largest and the smallest eigenvalues (the smallest as sigma - the largest of
+sigma I - H), their ratio, the iterations the solver took and its path (J's relative gap
+to its final value and the residual every 50 iterations), and for the slowest modes:
+their norm per node (the time profile), the share of the leading term of their
+time-space SVD (1: the mode is a(t) M), the share of the four largest singular values
+of M at the middle node, and their cosine with W itself per node (the amplitude
+direction has |cos| = 1).
+
+Near the optimum a spread spectrum makes any Krylov-type method (L-BFGS included)
+converge at about (sqrt(kappa) - 1) / (sqrt(kappa) + 1) per iteration (conjugate
+gradients' bound), whatever the grid.
+
+    .venv/bin/python benchmarks/bench_conditioning.py [--quick] [--target2] [--out FILE]
+
+``--quick``: n = 32, L = 10 (seconds). ``--target2``: also target 2's correlation case
+(random targets, n = L = 256, beta = 0.5, t1 = 1, from W = 0) on the coarse grid alone
+(6 nodes), where the solver spends most of its time (n = L = 32 with --quick). JSON goes
+to stdout and to ``--out`` (default benchmarks/results/conditioning.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.sparse.linalg import LinearOperator, eigsh  # noqa: E402
+
+import weightsynth as ws  # noqa: E402
+from weightsynth.control import feedback_kernel as fk  # noqa: E402
+from weightsynth.control.feedback import _spec_data  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_general import memory_data, random_data  # noqa: E402
+
+
+def spectrum(p: ws.Problem, W, k_small=6, k_large=4, tol=1e-4):
+    """Extreme eigenvalues of J's Hessian in the trapezoid-scaled weight variables at the
+    nodes W (T, n, n), with the slowest eigenvectors and the count of products."""
+    T = W.shape[0]
+    spec, data = _spec_data(p, T, 1, "rk4", "weights")
+    sqw = fk.trapezoid_sqrt(data, spec)
+    P0 = sqw * jnp.asarray(np.swapaxes(W, 1, 2))  # the solver's C_k = W_k^T
+    grad = jax.grad(lambda P: fk.cost(P / sqw, data, spec))
+    hvp = jax.jit(lambda v: jax.jvp(grad, (P0,), (v,))[1])
+    shape, N, count = P0.shape, P0.size, [0]
+
+    def mv(v):
+        count[0] += 1
+        return np.asarray(hvp(jnp.asarray(v.reshape(shape)))).ravel()
+
+    large = np.sort(eigsh(LinearOperator((N, N), matvec=mv, dtype=np.float64), k=k_large,
+                          which="LA", tol=tol, return_eigenvectors=False))
+    sigma = float(large[-1])
+    shifted = LinearOperator((N, N), matvec=lambda v: sigma * v - mv(v), dtype=np.float64)
+    vals, vecs = eigsh(shifted, k=k_small, which="LA", tol=tol, maxiter=5000)
+    order = np.argsort(sigma - vals)
+    small = (sigma - vals)[order]
+    return large, small, vecs[:, order].T.reshape(k_small, *shape), np.asarray(P0), count[0]
+
+
+def _cg_factor(kappa):
+    """The per-iteration error factor of conjugate gradients on a spectrum of condition
+    kappa, (sqrt(kappa) - 1) / (sqrt(kappa) + 1)."""
+    return (np.sqrt(kappa) - 1) / (np.sqrt(kappa) + 1)
+
+
+def mode_structure(v, P0):
+    T = v.shape[0]
+    prof = np.linalg.norm(v.reshape(T, -1), axis=1)
+    s_tx = np.linalg.svd(v.reshape(T, -1), compute_uv=False)
+    s_mid = np.linalg.svd(v[T // 2], compute_uv=False)
+    cos = [float(np.vdot(v[k], P0[k]) / (np.linalg.norm(v[k]) * np.linalg.norm(P0[k])
+                                          + 1e-300)) for k in range(T)]
+    return dict(time_profile=np.round(prof, 3).tolist(),
+                separable_share=round(float(s_tx[0] ** 2 / np.sum(s_tx ** 2)), 4),
+                rank4_share_mid=round(float(np.sum(s_mid[:4]) / np.sum(s_mid)), 4),
+                max_abs_cos_with_W=round(float(np.max(np.abs(cos))), 4))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--target2", action="store_true")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    n, L = (32, 10) if a.quick else (100, 50)
+    cases = [dict(data=memory_data(n, L, seed=1), index=kind, beta=0.01, t1=t1,
+                  start="W*", data_seed=1, W0="closed_form", nodes=26)
+             for kind in ("squared_error", "correlation") for t1 in (1.0, 6.0)]
+    if a.target2:
+        m = 32 if a.quick else 256
+        cases.append(dict(data=random_data(m, m), index="correlation", beta=0.5, t1=1.0,
+                          start="zero", data_seed=0, W0="zero", nodes=6))
+    records = []
+    for case in cases:
+        phi, theta = case.pop("data")
+        kind, beta, t1 = case["index"], case["beta"], case["t1"]
+        p = ws.Problem(phi, theta, kind, beta=beta, t1=t1)
+        t = time.perf_counter()
+        r = ws.feedback_synthesize(p, W0=case.pop("W0"), max_iter=1500,
+                                   nodes=case["nodes"],
+                                   coarse="auto" if case["nodes"] == 26 else ())
+        solve_s = time.perf_counter() - t
+        t = time.perf_counter()
+        large, small, modes, P0, products = spectrum(p, np.asarray(r.program.W))
+        rec = dict(n=phi.shape[1], L=phi.shape[0], **case,
+                   converged=bool(r.converged), iterations=int(r.iterations),
+                   iterations_per_stage={  # run (0 direct, 1 continuation):t1:nodes
+                       f"{k[0]}:{k[1]:g}:{k[2]}": int(v) - 1 for k, v in
+                       r.history.groupby(["run", "t1", "nodes"]).iteration.count().items()},
+                   J=float(r.J), solve_seconds=round(solve_s, 2),
+                   # the path: (iteration, J's relative gap to the end, residual) every 50
+                   path=[[int(h.iteration), float(f"{(h.J - r.J) / abs(r.J):.3g}"),
+                          float(f"{h.residual:.3g}")]
+                         for h in r.history.iloc[::50].itertuples()],
+                   effort_curvature=[1 / (3 * beta), 1 / beta],
+                   largest=np.round(large, 4).tolist(),
+                   smallest=np.round(small, 4).tolist(),
+                   condition=round(float(large[-1] / small[0]), 1),
+                   cg_factor=round(float(_cg_factor(large[-1] / small[0])), 4),
+                   slowest_modes=[mode_structure(v, P0) for v in modes[:2]],
+                   hessian_vector_products=products,
+                   lanczos_seconds=round(time.perf_counter() - t, 1))
+        records.append(rec)
+        print(json.dumps(rec), file=sys.stderr)
+    out = a.out or os.path.join(os.path.dirname(__file__), "results",
+                                "conditioning_quick.json" if a.quick else "conditioning.json")
+    doc = dict(load_average=os.getloadavg(), cpu_count=os.cpu_count(),
+               device=jax.devices()[0].device_kind, quick=a.quick, records=records)
+    text = json.dumps(doc, indent=1)
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, out)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
