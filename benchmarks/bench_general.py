@@ -16,14 +16,16 @@ ratios within one run.
 
     .venv/bin/python benchmarks/bench_general.py [--targets 1,2,3,4,5,6] [--quick]
         [--ridge R] [--ridge-min R] [--coordinates auto|factor|weights]
-        [--coarse auto|none|T1,T2...]
+        [--coarse auto|none|T1,T2...] [--surrogate auto|off]
 
 ``--ridge``, ``--ridge-min``: the feedback solver's metric ridge (start, floor of the
 continuation) in targets 1 and 2 (default: the solver's; equal values: a fixed ridge).
 ``--coordinates``: the feedback solver's parametrization in targets 1 and 2 (W = C^T g(Z)
 or W itself; default the solver's "auto", which takes weights at L >= n / 4). Each record
 names the coordinates used. ``--coarse``: the coarse grids solved first in targets 1 and 2
-("none": the full grid only; default the solver's "auto"). Target 5 measures the factor
+("none": the full grid only; default the solver's "auto"). ``--surrogate off``: the
+correlation index without its saturation surrogate (records of runs with it give
+``surrogate_iterations``, counted within the coarse grid's). Target 5 measures the factor
 form's pass; target 6 the order of both parametrizations.
 """
 
@@ -75,6 +77,10 @@ def _record(res, secs, **kw):
         per = steps.groupby(level="nodes").sum()
         kw = dict(kw, coarse=list(res.settings["coarse"]),
                   iterations_per_grid={int(T): int(c) for T, c in per.items()})
+    if res.settings.get("surrogate"):  # those of the surrogate stage, within the coarse grid's
+        h = res.history[res.history["surrogate"].astype(bool)]
+        steps = h.groupby("run")["iteration"].agg(lambda i: i.max() - i.min())
+        kw = dict(kw, surrogate_iterations=int(steps.sum()))
     return dict(kw, converged=bool(res.converged), reason=res.reason,
                 iterations=int(res.iterations), J=float(res.J), residual=float(res.residual),
                 seconds=round(secs, 3),
@@ -285,6 +291,8 @@ def main(argv=None):
     ap.add_argument("--coarse", default=None,
                     help="coarse node counts solved first in targets 1 and 2: auto, none, "
                          "or T1,T2,...")
+    ap.add_argument("--surrogate", default=None, choices=("auto", "off"),
+                    help="the correlation index's saturation surrogate in targets 1 and 2")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     for key in ("ridge", "ridge_min", "coordinates"):
@@ -293,6 +301,8 @@ def main(argv=None):
     if a.coarse is not None:
         FEEDBACK_KW["coarse"] = (a.coarse if a.coarse == "auto" else () if a.coarse == "none"
                                  else tuple(int(x) for x in a.coarse.split(",")))
+    if a.surrogate is not None:
+        FEEDBACK_KW["surrogate"] = "auto" if a.surrogate == "auto" else False
     out = {"load_average_start": os.getloadavg(), "cpu_count": os.cpu_count(),
            "device": jax.devices()[0].platform, "quick": a.quick,
            "feedback_keywords": dict(FEEDBACK_KW)}
