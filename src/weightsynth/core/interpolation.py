@@ -190,4 +190,5 @@ def relative_excess_estimate(ts, err, beta, J_star, effort) -> float:
     ts, err = np.asarray(ts, np.float64), np.asarray(err, np.float64)
     h = np.diff(ts)
     scale = max(abs(J_star), abs(effort), np.finfo(np.float64).tiny)
-    return 0.41 * float(np.sum(h * err**2)) / (2 * beta) / scale
+    with np.errstate(over="ignore"):  # J* and the effort both ~0: an infinite excess
+        return 0.41 * float(np.sum(h * err**2)) / (2 * beta) / scale

@@ -28,8 +28,9 @@ samples are the rows of X and y:
    against 0.60 at the best beta, t1 we tried).
 4. **Synthesis.** ``index="paper"``: the closed-form optimal program W*(t) (eqs. 7-10,
    :func:`~weightsynth.synthesize`). Another index (``"correlation"``,
-   ``"squared_error"``; see :class:`~weightsynth.Problem`): the general solver, started from
-   W* (:func:`_general_program`).
+   ``"squared_error"``; see :class:`~weightsynth.Problem`): the feedback solver
+   (:func:`~weightsynth.feedback_synthesize`), started from W* (:func:`_general_program`);
+   a fit that stops before converging warns with scikit-learn's ``ConvergenceWarning``.
 5. **Prediction.** The network runs from each scaled input row to t1 and the output
    y = g(z(t1)) on the m output neurons is read. The classifier scores class k by the correlation
    s_k = y . c_k (``decision_function``) and predicts the class with the largest score,
@@ -48,10 +49,12 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -127,6 +130,9 @@ class _SynthesisBase(BaseEstimator):
                 act, dtype=dt, steps=self.steps, solver=self.solver, nodes=self.nodes,
                 max_iter=self.max_iter, seed=self.random_state)
             self.n_iter_ = max(1, self.solve_info_["iterations"])
+            if not self.solve_info_["converged"]:
+                warnings.warn(f"the general solver did not converge: "
+                              f"{self.solve_info_['reason']}", ConvergenceWarning, stacklevel=3)
 
     def _set_layout(self, d: int, m: int) -> None:
         """n_state_ and out_offset_ (first output neuron) for d inputs and m outputs."""
@@ -226,9 +232,10 @@ _COMMON_DOC = """
         Fixed-step ODE solving with this many steps (None: adaptive) and this diffrax
         solver, for synthesis and prediction.
     nodes, max_iter:
-        The general solver's W grid and iteration cap (general indices only).
+        The general solver's W grid and iteration cap (general indices only); a fit that
+        reaches the cap warns (``sklearn.exceptions.ConvergenceWarning``).
     random_state: int
-        Seed of the random output code and of the general solver.
+        Seed of the random output code.
 """
 
 
@@ -242,7 +249,7 @@ class SynthesisClassifier(ClassifierMixin, _SynthesisBase):
 
     def __init__(self, beta="auto", t1=1.0, index="paper", activation="tanh",
                  output_code="auto", layout="separate", input_scale=0.5, steps=20,
-                 solver="tsit5", nodes=21, max_iter=50, random_state=0):
+                 solver="tsit5", nodes=21, max_iter=1000, random_state=0):
         self.beta = beta
         self.t1 = t1
         self.index = index
@@ -321,7 +328,7 @@ class SynthesisRegressor(RegressorMixin, _SynthesisBase):
 
     def __init__(self, beta="auto", t1=1.0, index="paper", activation="tanh",
                  layout="separate", input_scale=0.5, target_scale=0.8, steps=20,
-                 solver="tsit5", nodes=21, max_iter=50, random_state=0):
+                 solver="tsit5", nodes=21, max_iter=1000, random_state=0):
         self.beta = beta
         self.t1 = t1
         self.index = index

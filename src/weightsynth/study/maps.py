@@ -13,7 +13,8 @@ One cell = one task, one training-set size (or load and noise), one seed. Tasks:
 
 Methods: ``synth`` (the closed-form program, :class:`~weightsynth.SynthesisClassifier` /
 :class:`~weightsynth.SynthesisRegressor`), ``general-squared_error`` (the general solver on
-the terminal squared error, regression only, untuned), the classical ``hebbian``
+the terminal squared error by the feedback solver, regression only; its rows give
+``converged`` and ``iterations``), the classical ``hebbian``
 heteroassociator (W = sum_r t_r x_r^T / L on centred inputs) and ``pinv`` linear associator
 (W = T^T pinv(X)^T, least squares), and scikit-learn's ``ridge``, ``logistic``, ``knn``,
 ``mlp``. Hyperparameters are tuned on a validation split (a quarter of the training set)
@@ -45,10 +46,8 @@ GRIDS = {
     "knn": [dict(n_neighbors=k) for k in (1, 3, 5, 9)],
     "mlp": [dict(alpha=a) for a in (1e-4, 1e-3, 1e-2, 1e-1)],
     "hebbian": [{}], "pinv": [{}],
-    "general-squared_error": [dict(beta=0.3, t1=1.0)],
+    "general-squared_error": [dict(beta=b, t1=1.0) for b in (0.1, 0.3, 1.0, 3.0)],
 }
-#: the general solver runs only up to this many training samples (its cost grows with L)
-GENERAL_MAX_L = 100
 CLASSIFY = ("synth", "hebbian", "pinv", "ridge", "logistic", "knn", "mlp")
 REGRESS = ("synth", "general-squared_error", "hebbian", "pinv", "ridge", "knn", "mlp")
 
@@ -87,7 +86,7 @@ def _make(method: str, kind: str, p: dict, d: int, m: int, L: int, seed: int, qu
         return cls(beta=beta, t1=p["t1"], steps=20)
     if method == "general-squared_error":
         return SynthesisRegressor(beta=p["beta"], t1=p["t1"], index="squared_error",
-                                  steps=20, nodes=11, max_iter=10 if quick else 20)
+                                  steps=20, nodes=11, max_iter=1000)
     if method in ("hebbian", "pinv"):
         return _Linear(method)
     if method == "knn":   # a grid value above the training-set size means all of it
@@ -181,6 +180,9 @@ def _rows(task, methods, kind, Xtr, ytr, Xte, yte, k, seed, quick, score, base,
             pred = _predict(mdl, m, kind, Xte, k)
             row = dict(base, method=m, error=score(pred, yte), fit_seconds=fit_s,
                        chosen=json.dumps(best), budget=len(GRIDS[m]) if tune else 1)
+            info = getattr(mdl, "solve_info_", None)
+            if info:  # the general solver's final fit: did it converge, in how many steps
+                row.update(converged=bool(info["converged"]), iterations=int(info["iterations"]))
             if confusion:
                 from sklearn.metrics import confusion_matrix
 
@@ -237,8 +239,7 @@ def _smooth(*, seed, base_seed, size, n, methods, quick, tune):
     A = rng.standard_normal((n, n)) / math.sqrt(n)
     b = 0.1 * rng.standard_normal(n)
     Xtr, Xte = rng.standard_normal((size, n)), rng.standard_normal((500, n))
-    meths = [m for m in (methods or REGRESS) if m in REGRESS
-             and not (m.startswith("general-") and size > GENERAL_MAX_L)]
+    meths = [m for m in (methods or REGRESS) if m in REGRESS]
     return _rows("smooth", meths, "reg", Xtr, np.tanh(Xtr @ A.T + b), Xte,
                  np.tanh(Xte @ A.T + b), n, seed, quick, lambda p, t: _error("reg", p, t),
                  _base("smooth", n, size, seed, tune=tune))
