@@ -2,21 +2,31 @@
 
 3 seeds; hetero at K/n in {0.05, 0.15, 0.3} x noise {0.1, 0.25}; digits and smooth at
 L in {50, 200, 800}; every method, tuned as in the full study. Cells run in this process
-(run_cells), the same cell function the Dask engine calls. Writes maps_moderate.parquet
-and the figures maps_error.png, maps_confusion.png next to this file.
+(run_cells), the same cell function the Dask engine calls. Writes maps_moderate.parquet,
+the figures maps_error.png, maps_confusion.png, and maps_moderate_general.csv (the general
+squared-error regressor's test error minus each rival's, paired by seed, with 95%
+t-intervals) next to this file. ``--from-parquet`` redoes the outputs from the parquet.
 
-    PYTHONPATH=src .venv/bin/python docs/figures/maps_moderate.py
+    PYTHONPATH=src .venv/bin/python docs/figures/maps_moderate.py [--from-parquet]
 """
 
+import sys
 import warnings
 from pathlib import Path
 
 import jax
+import pandas as pd
 
 jax.config.update("jax_enable_x64", True)
 
 from weightsynth.study import default_config, with_overrides  # noqa: E402
-from weightsynth.study.maps_report import confusion_figure, error_figure  # noqa: E402
+from weightsynth.study.maps_report import (  # noqa: E402
+    CLASSICAL,
+    SKLEARN,
+    comparisons,
+    confusion_figure,
+    error_figure,
+)
 from weightsynth.study.plots import render  # noqa: E402
 from weightsynth.study.runner import maps_cells, run_cells  # noqa: E402
 
@@ -27,7 +37,13 @@ if __name__ == "__main__":
     c = with_overrides(default_config(), dict(
         maps_seeds=3, maps_loads=[0.05, 0.15, 0.3], maps_noise=[0.1, 0.25],
         maps_digits_sizes=[50, 200, 800], maps_smooth_sizes=[50, 200, 800]))
-    df = run_cells("maps", maps_cells(c))
-    df.to_parquet(HERE / "maps_moderate.parquet")
+    if "--from-parquet" in sys.argv:
+        df = pd.read_parquet(HERE / "maps_moderate.parquet")
+    else:
+        df = run_cells("maps", maps_cells(c))
+        df.to_parquet(HERE / "maps_moderate.parquet")
+    general = comparisons(df, (*CLASSICAL, *SKLEARN, "synth"), method="general-squared_error")
+    general.round(5).to_csv(HERE / "maps_moderate_general.csv", index=False)
+    print(general[["rival", "L", "mean", "lo", "hi", "verdict"]].round(4).to_string(index=False))
     for name, fig in (("maps_error", error_figure(df)), ("maps_confusion", confusion_figure(df))):
         (HERE / f"{name}.png").write_bytes(render(fig)["png"])

@@ -31,13 +31,13 @@ def maps_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[df.protocol == "maps"] if "protocol" in df and len(df) else df.iloc[:0]
 
 
-def comparisons(m: pd.DataFrame, rivals) -> pd.DataFrame:
-    """synth - rival test error per setting, paired by seed, with a verdict."""
+def comparisons(m: pd.DataFrame, rivals, method: str = "synth") -> pd.DataFrame:
+    """``method`` - rival test error per setting, paired by seed, with a verdict."""
     out = []
     for r in rivals:
-        if r not in set(m.method):
+        if r not in set(m.method) or method not in set(m.method):
             continue
-        d = paired_difference(m, "synth", r, KEYS, "error").assign(rival=r)
+        d = paired_difference(m, method, r, KEYS, "error").assign(method=method, rival=r)
         out.append(d)
     if not out:
         return pd.DataFrame()
