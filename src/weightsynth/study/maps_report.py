@@ -57,11 +57,18 @@ def where(rows: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def _curves(ax, d: pd.DataFrame, x: str):
+def _curves(ax, d: pd.DataFrame, x: str, log: bool = False):
+    """Mean over seeds with its 95% t-interval; on a log axis (``log``) the interval's
+    lower end is clipped at the smallest seed's value, since with few seeds it can fall
+    below 0, which a log axis would draw as a band down to the bottom."""
     for meth in [k for k in COLORS if k in set(d.method)]:
-        r = summarize(d[d.method == meth], [x], "error")
+        dm = d[d.method == meth]
+        r = summarize(dm, [x], "error")
+        lo = r.lo
+        if log:
+            lo = np.maximum(lo, r[x].map(dm.groupby(x).error.min()))
         ax.plot(r[x], r["mean"], marker=".", color=COLORS[meth], label=LABELS.get(meth, meth))
-        ax.fill_between(r[x], r.lo, r.hi, color=COLORS[meth], alpha=0.2, lw=0)
+        ax.fill_between(r[x], lo, r.hi, color=COLORS[meth], alpha=0.2, lw=0)
 
 
 def error_figure(df: pd.DataFrame):
@@ -80,7 +87,7 @@ def error_figure(df: pd.DataFrame):
             _curves(ax, d, "load")
             ax.set(xlabel="K/n (pairs per neuron), n = 100", title=f"hetero, noise {nz:g}")
         else:
-            _curves(ax, d, "L")
+            _curves(ax, d, "L", log=task == "smooth")
             sizes = sorted(int(v) for v in d.L.unique())
             ax.set(xscale="log", xlabel="training-set size L", title=task)
             ax.set_xticks(sizes, [str(v) for v in sizes])
