@@ -7,10 +7,14 @@ the figures maps_error.png, maps_confusion.png, and maps_moderate_general.csv (t
 squared-error regressor's test error minus each rival's, paired by seed, with 95%
 t-intervals) next to this file. ``--from-parquet`` redoes the outputs from the parquet.
 
-    PYTHONPATH=src .venv/bin/python docs/figures/maps_moderate.py [--from-parquet]
+``--run smooth10``: the smooth teacher alone, 10 seeds, L in {50, 200, 800}, the same
+methods and tuning: writes maps_smooth10.parquet, maps_smooth10_general.csv and
+maps_smooth10.png.
+
+    PYTHONPATH=src .venv/bin/python docs/figures/maps_moderate.py [--run smooth10] [--from-parquet]
 """
 
-import sys
+import argparse
 import warnings
 from pathlib import Path
 
@@ -32,18 +36,29 @@ from weightsynth.study.runner import maps_cells, run_cells  # noqa: E402
 
 HERE = Path(__file__).parent
 
+RUNS = {
+    "moderate": dict(maps_seeds=3, maps_loads=[0.05, 0.15, 0.3], maps_noise=[0.1, 0.25],
+                     maps_digits_sizes=[50, 200, 800], maps_smooth_sizes=[50, 200, 800]),
+    "smooth10": dict(maps_seeds=10, maps_tasks=["smooth"], maps_smooth_sizes=[50, 200, 800]),
+}
+
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", choices=tuple(RUNS), default="moderate")
+    ap.add_argument("--from-parquet", action="store_true")
+    a = ap.parse_args()
     warnings.simplefilter("ignore")
-    c = with_overrides(default_config(), dict(
-        maps_seeds=3, maps_loads=[0.05, 0.15, 0.3], maps_noise=[0.1, 0.25],
-        maps_digits_sizes=[50, 200, 800], maps_smooth_sizes=[50, 200, 800]))
-    if "--from-parquet" in sys.argv:
-        df = pd.read_parquet(HERE / "maps_moderate.parquet")
+    c = with_overrides(default_config(), RUNS[a.run])
+    name = f"maps_{a.run}"
+    if a.from_parquet:
+        df = pd.read_parquet(HERE / f"{name}.parquet")
     else:
         df = run_cells("maps", maps_cells(c))
-        df.to_parquet(HERE / "maps_moderate.parquet")
+        df.to_parquet(HERE / f"{name}.parquet")
     general = comparisons(df, (*CLASSICAL, *SKLEARN, "synth"), method="general-squared_error")
-    general.round(5).to_csv(HERE / "maps_moderate_general.csv", index=False)
+    general.round(5).to_csv(HERE / f"{name}_general.csv", index=False)
     print(general[["rival", "L", "mean", "lo", "hi", "verdict"]].round(4).to_string(index=False))
-    for name, fig in (("maps_error", error_figure(df)), ("maps_confusion", confusion_figure(df))):
-        (HERE / f"{name}.png").write_bytes(render(fig)["png"])
+    figures = ((("maps_error", error_figure(df)), ("maps_confusion", confusion_figure(df)))
+               if a.run == "moderate" else ((name, error_figure(df)),))
+    for fig_name, fig in figures:
+        (HERE / f"{fig_name}.png").write_bytes(render(fig)["png"])
