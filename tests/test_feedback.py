@@ -119,6 +119,19 @@ def test_weight_coordinates_reach_the_casadi_optimum(solved, casadi_ref, coarse,
         assert abs(J_np - res.J) <= 1e-7 * abs(J_np)
 
 
+def test_surrogate_in_factor_coordinates_reaches_the_casadi_optimum(solved, casadi_ref):
+    """``surrogate=True`` also runs in the factor form (W = C^T g(Z)), which "auto" never
+    picks for it; the correlation search from the surrogate's optimum still ends at the
+    independent CasADi optimum, in J and in W(t)."""
+    J_ref, times, W_ref = casadi_ref["correlation"]
+    res = feedback_synthesize(solved["correlation"][0], nodes=NODES, coordinates="factor",
+                              surrogate=True)
+    assert res.settings["surrogate"] and bool(res.history["surrogate"].any())
+    assert res.converged, res.reason
+    assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
+    assert np.max(np.abs(res.program.weights(times) - W_ref)) <= 1e-3
+
+
 def test_saturation_surrogate_finds_a_lower_correlation_optimum():
     """Random targets, n = L = 16, beta 0.5, from W = 0: the correlation index solved
     through its surrogate (half the squared-error index at beta / 2) ends in a local
