@@ -23,7 +23,8 @@ runs.
   {1, 2} at every load with 5 samples per exemplar (320 cells), with the solver's defaults
   of this round (the coarse grid first, the scaled start, 1000 iterations).
 * ``--run seeds20_short``: the same at t1 = 0.5 (160 cells).
-* ``--run seeds20_long``: the same at t1 = 6 (160 cells).
+* ``--run seeds20_long``: the same at t1 = 6 (160 cells; the committed files hold the 140
+  that finished, every setting but load 0.2, noise 0.25).
 
 Writes general_<run>.parquet, the claims table general_<run>_claims.csv, the per-setting
 means general_<run>_means.csv and the figure general_<run>.png next to this file.
