@@ -136,8 +136,7 @@ class _SynthesisBase(BaseEstimator):
         else:
             self.program_, self.solve_info_ = _general_program(
                 phi.astype(dt), theta.astype(dt), self.index, self.beta_, float(self.t1),
-                act, dtype=dt, steps=self.steps, solver=self.solver, nodes=self.nodes,
-                max_iter=self.max_iter, seed=self.random_state)
+                act, dtype=dt, nodes=self.nodes, max_iter=self.max_iter)
             self.n_iter_ = max(1, self.solve_info_["iterations"])
             if not self.solve_info_["converged"]:
                 warnings.warn(f"the general solver did not converge: "
@@ -240,7 +239,8 @@ _COMMON_DOC = """
         Fraction of g's half-range that the training inputs span.
     steps, solver:
         Fixed-step ODE solving with this many steps (None: adaptive) and this diffrax
-        solver, for synthesis and prediction.
+        solver, for the closed-form synthesis and its prediction (a general index's
+        program runs on its own grid of ``nodes``).
     nodes, max_iter:
         The general solver's W grid and iteration cap (general indices only); a fit that
         reaches the cap warns (``sklearn.exceptions.ConvergenceWarning``).
