@@ -59,8 +59,8 @@ def spectrum(p: ws.Problem, W, k_small=6, k_large=4, tol=1e-4):
     T = W.shape[0]
     spec, data = _spec_data(p, T, 1, "rk4", "weights")
     sqw = fk.trapezoid_sqrt(data, spec)
-    P0 = sqw * jnp.asarray(np.swapaxes(W, 1, 2))  # the solver's C_k = W_k^T
-    grad = jax.grad(lambda P: fk.cost(P / sqw, data, spec))
+    P0 = fk.to_var(jnp.asarray(np.swapaxes(W, 1, 2)), None, sqw)  # the solver's C_k = W_k^T
+    grad = jax.grad(lambda P: fk.cost(fk.to_coef(P, None, sqw), data, spec))
     hvp = jax.jit(lambda v: jax.jvp(grad, (P0,), (v,))[1])
     shape, N, count = P0.shape, P0.size, [0]
 

@@ -69,18 +69,21 @@ def random_data(n, L, seed=0):
     return 0.5 * theta * flips, theta
 
 
+def _steps(history, keys):
+    """Accepted iterations per group of history rows (each group's first row is its start)."""
+    return history.groupby(keys)["iteration"].agg(lambda i: i.max() - i.min())
+
+
 def _record(res, secs, **kw):
     if "coordinates" in res.settings:
         kw = dict(kw, coordinates=res.settings["coordinates"])
     if "coarse" in res.settings:
-        steps = res.history.groupby(["run", "nodes"])["iteration"].agg(lambda i: i.max() - i.min())
-        per = steps.groupby(level="nodes").sum()
+        per = _steps(res.history, ["run", "nodes"]).groupby(level="nodes").sum()
         kw = dict(kw, coarse=list(res.settings["coarse"]),
                   iterations_per_grid={int(T): int(c) for T, c in per.items()})
     if res.settings.get("surrogate"):  # those of the surrogate stage, within the coarse grid's
-        h = res.history[res.history["surrogate"].astype(bool)]
-        steps = h.groupby("run")["iteration"].agg(lambda i: i.max() - i.min())
-        kw = dict(kw, surrogate_iterations=int(steps.sum()))
+        h = res.history[res.history["surrogate"]]
+        kw = dict(kw, surrogate_iterations=int(_steps(h, ["run"]).sum()))
     return dict(kw, converged=bool(res.converged), reason=res.reason,
                 iterations=int(res.iterations), J=float(res.J), residual=float(res.residual),
                 seconds=round(secs, 3),
