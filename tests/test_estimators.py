@@ -116,6 +116,21 @@ def test_squared_error_index_fits_magnitudes_and_warns_at_the_cap(rng):
     assert not capped.solve_info_["converged"] and capped.n_iter_ == 2
 
 
+def test_tol_stops_the_general_solver_earlier_with_nearly_the_same_predictions(rng):
+    """``tol`` is the general solver's relative stationarity threshold: a looser one stops
+    in fewer iterations, and the default 1e-4 predicts within 1e-3 of a fit to 1e-8 (the
+    smooth map of docs/estimators.md moved its test MSE by at most 1.2e-4 relative)."""
+    X = rng.standard_normal((40, 4))
+    Y = np.tanh(X @ rng.standard_normal((4, 2)) * 0.5)
+    Xq = rng.standard_normal((30, 4))
+    fits = {tol: SynthesisRegressor(index="squared_error", nodes=11, tol=tol, **FAST).fit(X, Y)
+            for tol in (1e-2, 1e-4, 1e-8)}
+    assert all(f.solve_info_["converged"] for f in fits.values())
+    assert fits[1e-2].n_iter_ < fits[1e-4].n_iter_ < fits[1e-8].n_iter_
+    np.testing.assert_allclose(fits[1e-4].predict(Xq), fits[1e-8].predict(Xq), atol=1e-3)
+    assert np.abs(fits[1e-2].predict(Xq) - fits[1e-8].predict(Xq)).max() > 1e-6
+
+
 def test_load_rejects_foreign_files(tmp_path):
     with pytest.raises(ValueError, match="path: .*estimator.json"):
         ws.estimators.load(tmp_path)
@@ -146,7 +161,8 @@ def test_bad_input(rng):
         SynthesisClassifier(**FAST).fit(sp.csr_matrix(X), y)
     for kw, name in [({"beta": -1}, "beta"), ({"t1": 0}, "t1"), ({"index": "x"}, "index"),
                      ({"layout": "x"}, "layout"), ({"input_scale": 1.5}, "input_scale"),
-                     ({"output_code": [[1, 1], [1, 1]]}, "output_code")]:
+                     ({"output_code": [[1, 1], [1, 1]]}, "output_code"), ({"tol": 0}, "tol"),
+                     ({"tol": 1.0}, "tol"), ({"tol": "x"}, "tol")]:
         with pytest.raises(ValueError, match=name):
             SynthesisClassifier(**FAST, **kw).fit(X, y)
     with pytest.raises(ValueError, match="target_scale"):

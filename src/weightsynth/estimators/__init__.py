@@ -104,6 +104,10 @@ class _SynthesisBase(BaseEstimator):
             if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) \
                     or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
+        tol = self.tol
+        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) \
+                or not 0 < tol < 1:
+            raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
         if math.isfinite(act.range[1]) and self.input_scale >= 1:
             raise ValueError(f"input_scale must be < 1 (inside g's range), got "
                              f"{self.input_scale!r}")
@@ -136,7 +140,7 @@ class _SynthesisBase(BaseEstimator):
         else:
             self.program_, self.solve_info_ = _general_program(
                 phi.astype(dt), theta.astype(dt), self.index, self.beta_, float(self.t1),
-                act, dtype=dt, nodes=self.nodes, max_iter=self.max_iter)
+                act, dtype=dt, nodes=self.nodes, max_iter=self.max_iter, tol=self.tol)
             self.n_iter_ = max(1, self.solve_info_["iterations"])
             if not self.solve_info_["converged"]:
                 warnings.warn(f"the general solver did not converge: "
@@ -241,9 +245,11 @@ _COMMON_DOC = """
         Fixed-step ODE solving with this many steps (None: adaptive) and this diffrax
         solver, for the closed-form synthesis and its prediction (a general index's
         program runs on its own grid of ``nodes``).
-    nodes, max_iter:
-        The general solver's W grid and iteration cap (general indices only); a fit that
-        reaches the cap warns (``sklearn.exceptions.ConvergenceWarning``).
+    nodes, max_iter, tol:
+        The general solver's W grid, iteration cap and stopping tolerance (general indices
+        only): converged when the stationarity residual falls to ``tol`` times its value
+        at the start (see docs/estimators.md for its effect on predictions). A fit that
+        reaches the cap first warns (``sklearn.exceptions.ConvergenceWarning``).
     random_state: int
         Seed of the random output code.
 """
@@ -259,7 +265,7 @@ class SynthesisClassifier(ClassifierMixin, _SynthesisBase):
 
     def __init__(self, beta="auto", t1=1.0, index="paper", activation="tanh",
                  output_code="auto", layout="separate", input_scale=0.5, steps=20,
-                 solver="tsit5", nodes=21, max_iter=1000, random_state=0):
+                 solver="tsit5", nodes=21, max_iter=1000, tol=1e-4, random_state=0):
         self.beta = beta
         self.t1 = t1
         self.index = index
@@ -271,6 +277,7 @@ class SynthesisClassifier(ClassifierMixin, _SynthesisBase):
         self.solver = solver
         self.nodes = nodes
         self.max_iter = max_iter
+        self.tol = tol
         self.random_state = random_state
 
     def fit(self, X, y):
@@ -338,7 +345,7 @@ class SynthesisRegressor(RegressorMixin, _SynthesisBase):
 
     def __init__(self, beta="auto", t1=1.0, index="paper", activation="tanh",
                  layout="separate", input_scale=0.5, target_scale=0.8, steps=20,
-                 solver="tsit5", nodes=21, max_iter=1000, random_state=0):
+                 solver="tsit5", nodes=21, max_iter=1000, tol=1e-4, random_state=0):
         self.beta = beta
         self.t1 = t1
         self.index = index
@@ -350,6 +357,7 @@ class SynthesisRegressor(RegressorMixin, _SynthesisBase):
         self.solver = solver
         self.nodes = nodes
         self.max_iter = max_iter
+        self.tol = tol
         self.random_state = random_state
 
     def fit(self, X, y):

@@ -86,7 +86,7 @@ def _make(method: str, kind: str, p: dict, d: int, m: int, L: int, seed: int, qu
         return cls(beta=beta, t1=p["t1"], steps=20)
     if method == "general-squared_error":
         return SynthesisRegressor(beta=p["beta"], t1=p["t1"], index="squared_error",
-                                  steps=20, nodes=11, max_iter=1000)
+                                  steps=20, nodes=11, max_iter=1000, tol=1e-6)
     if method in ("hebbian", "pinv"):
         return _Linear(method)
     if method == "knn":   # a grid value above the training-set size means all of it
