@@ -60,10 +60,10 @@ def test_digits_runs_classifiers_only():
     assert [r["method"] for r in rows] == ["hebbian"]
 
 
-def _table(diff_by_seed, rival="hebbian"):
+def _table(diff_by_seed, rival="hebbian", method="synth"):
     rows = []
     for s, d in enumerate(diff_by_seed):
-        for meth, err in (("synth", 0.5 + d), (rival, 0.5)):
+        for meth, err in ((method, 0.5 + d), (rival, 0.5)):
             rows.append(dict(protocol="maps", task="digits", method=meth, split="test", n=64,
                              load=np.nan, noise=np.nan, L=100, seed=s, error=err, t=np.nan))
     return pd.DataFrame(rows)
@@ -79,6 +79,22 @@ def test_claims_decided_by_paired_intervals():
     # one seed: no interval, so nothing is decided
     assert claim_rows(_table([-0.1]))[0][0]["status"] == "not measured"
     assert claim_rows(pd.DataFrame({"protocol": ["autoassoc"]})) == ([], {})
+
+
+def test_claims_judge_the_general_index_where_the_run_has_it():
+    """The general index's program gets its own claims rows (and details), decided the
+    same way; the closed form's rows are unchanged beside it."""
+    d = [-0.1, -0.12, -0.09, -0.11]
+    general = _table([-x for x in d], method="general-squared_error")
+    both = pd.concat([_table(d), general[general.method == "general-squared_error"]])
+    rows, details = claim_rows(both)
+    by = {r["claim"].split(" models")[0]: r for r in rows}
+    assert by["The synthesized network"]["status"] == "held"
+    general = by["The general-index program (terminal squared error, feedback solver)"]
+    assert general["status"] == "not held"
+    assert "general-squared_error - hebbian: better in 0/1, worse in 1" in general["evidence"]
+    assert details["maps_general_classical"].verdict.tolist() == ["worse"]
+    assert "general-squared_error - classical" in section_html(details)
 
 
 def test_figures_and_section():

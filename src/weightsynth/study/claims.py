@@ -206,42 +206,55 @@ MAPS_CLAIMS = (
     ("sklearn", "The synthesized network is as good as the scikit-learn models (ridge, "
                 "logistic regression, k-nearest neighbours, MLP) on fresh inputs"),
 )
+#: the methods the maps claims judge, with how their claims name them and the prefix of
+#: their details' keys: the closed form (the claims' original subject) and the general
+#: index's program, where the run has it
+MAPS_SUBJECTS = (
+    ("synth", "The synthesized network", "maps"),
+    ("general-squared_error", "The general-index program (terminal squared error, feedback "
+                              "solver)", "maps_general"),
+)
 
 
 def claim_maps(df: pd.DataFrame) -> tuple[list[dict], dict]:
-    """Protocol maps (docs/experiments.md): test error of ``synth`` minus each rival's,
-    paired by seed, per (task, n, load, noise, L). Classical claim: held where better than
-    both associators; scikit-learn claim: held where significantly worse than none of the
-    models."""
+    """Protocol maps (docs/experiments.md): test error of each judged method
+    (:data:`MAPS_SUBJECTS`: ``synth``, and ``general-squared_error`` where the run has it)
+    minus each rival's, paired by seed, per (task, n, load, noise, L). Classical claim:
+    held where better than both associators; scikit-learn claim: held where significantly
+    worse than none of the models."""
     mr = maps_report
     m = mr.maps_rows(df)
     if m.empty:
         return [], {}
     details = {"maps_summary": summarize(m, [*mr.KEYS, "method"], "error")}
-    if "synth" not in set(m.method):
-        return [], details
-    seeds = int(m.groupby([*mr.KEYS, "method"], dropna=False).seed.nunique().min())
-    note = f"; {seeds} seed(s) per setting (95% t-intervals; none with 1 seed)" + (
-        f"; fewer than {MIN_SEEDS} seeds: indicative only" if seeds < MIN_SEEDS else "")
     rows = []
-    for name, claim in MAPS_CLAIMS:
-        c = mr.comparisons(m, mr.CLASSICAL if name == "classical" else mr.SKLEARN)
-        details[f"maps_{name}"] = c
-        if c.empty:
+    for method, subject, key in MAPS_SUBJECTS:
+        if method not in set(m.method):
             continue
-        per = c.groupby(mr.KEYS, dropna=False).verdict.agg(list).reset_index()
-        if name == "classical":
-            ok = per.verdict.apply(lambda v: all(x == "better" for x in v))
-        else:
-            ok = per.verdict.apply(lambda v: all(x != "worse" for x in v))
-        ev = "; ".join(
-            f"synth - {r}: better in {int((g.verdict == 'better').sum())}/{len(g)}, worse "
-            f"in {int((g.verdict == 'worse').sum())}" for r, g in c.groupby("rival"))
-        params = [f"held: {mr.where(per[ok])}" if ok.any() else "",
-                  f"not held: {mr.where(per[~ok])}" if (~ok).any() else ""]
-        status = _status(int(ok.sum()), len(per)) if seeds >= 2 else UNMEASURED
-        rows.append(dict(claim=claim, status=status,
-                         evidence=ev + note, parameters="; ".join(p for p in params if p)))
+        own = m[m.method == method]  # its rivals ran in the same cells, on the same seeds
+        seeds = int(own.groupby(mr.KEYS, dropna=False).seed.nunique().min())
+        note = f"; {seeds} seed(s) per setting (95% t-intervals; none with 1 seed)" + (
+            f"; fewer than {MIN_SEEDS} seeds: indicative only" if seeds < MIN_SEEDS else "")
+        for name, claim in MAPS_CLAIMS:
+            c = mr.comparisons(m, mr.CLASSICAL if name == "classical" else mr.SKLEARN,
+                               method=method)
+            details[f"{key}_{name}"] = c
+            if c.empty:
+                continue
+            per = c.groupby(mr.KEYS, dropna=False).verdict.agg(list).reset_index()
+            if name == "classical":
+                ok = per.verdict.apply(lambda v: all(x == "better" for x in v))
+            else:
+                ok = per.verdict.apply(lambda v: all(x != "worse" for x in v))
+            ev = "; ".join(
+                f"{method} - {r}: better in {int((g.verdict == 'better').sum())}/{len(g)}, "
+                f"worse in {int((g.verdict == 'worse').sum())}" for r, g in c.groupby("rival"))
+            params = [f"held: {mr.where(per[ok])}" if ok.any() else "",
+                      f"not held: {mr.where(per[~ok])}" if (~ok).any() else ""]
+            status = _status(int(ok.sum()), len(per)) if seeds >= 2 else UNMEASURED
+            rows.append(dict(claim=claim.replace("The synthesized network", subject, 1),
+                             status=status, evidence=ev + note,
+                             parameters="; ".join(p for p in params if p)))
     return rows, details
 
 

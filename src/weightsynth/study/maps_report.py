@@ -132,15 +132,19 @@ def section_html(details: dict) -> str:
     extra = "".join(
         f"<details><summary>{html.escape(t)}</summary>"
         f"{details[k].to_html(index=False, float_format=lambda v: f'{v:.4g}', border=0)}"
-        "</details>" for k, t in (("maps_classical", "synth - classical associators"),
-                                  ("maps_sklearn", "synth - scikit-learn models"))
+        "</details>" for k, t in (
+            ("maps_classical", "synth - classical associators"),
+            ("maps_sklearn", "synth - scikit-learn models"),
+            ("maps_general_classical", "general-squared_error - classical associators"),
+            ("maps_general_sklearn", "general-squared_error - scikit-learn models"))
         if k in details and not details[k].empty)
     return f"""<h2>Arbitrary maps</h2>
 <p>The paper's stated aim is to model a map from samples. Protocol <code>maps</code> fits
 the synthesized network (<code>weightsynth.SynthesisClassifier</code> /
-<code>SynthesisRegressor</code>, closed-form program) to (a) random heteroassociation,
-(b) the 8x8 digits and (c) a smooth teacher y = tanh(A x + b), against the Hebbian and
-pseudo-inverse linear associators and scikit-learn models. Every tuned method (ours: beta
+<code>SynthesisRegressor</code>, closed-form program; on the smooth teacher also the
+general index's program, <code>general-squared_error</code>) to (a) random
+heteroassociation, (b) the 8x8 digits and (c) a smooth teacher y = tanh(A x + b), against
+the Hebbian and pseudo-inverse linear associators and scikit-learn models. Every tuned method (ours: beta
 and t1) picks one of {MAPS_BUDGET} hyperparameter values on a validation quarter of the
 training set, then refits; the classical associators have none. Test error on fresh
 inputs; figures <code>maps_error</code> and <code>maps_confusion</code>.</p>
