@@ -25,11 +25,17 @@ runs.
 * ``--run seeds20_short``: the same at t1 = 0.5 (160 cells).
 * ``--run seeds20_long``: the same at t1 = 6 (160 cells; the committed files hold the 140
   that finished, every setting but load 0.2, noise 0.25).
+* ``--run seeds20_samples20``: ``seeds20`` with 20 training samples per exemplar instead of
+  5 (L = 100 to 400; 320 cells), where the focused run found the programs closest to
+  projection; the highest loads first, where they beat the outer product.
 
 Writes general_<run>.parquet, the claims table general_<run>_claims.csv, the per-setting
-means general_<run>_means.csv and the figure general_<run>.png next to this file.
+means general_<run>_means.csv and the figure general_<run>.png next to this file;
+``--report-only`` writes them from the cells already in the store (a run in progress, or
+one that stopped), without running any.
 
-    PYTHONPATH=src .venv/bin/python docs/figures/general_moderate.py [--run focused] [--out DIR]
+    PYTHONPATH=src .venv/bin/python docs/figures/general_moderate.py [--run focused] [--out DIR] \\
+        [--report-only]
 """
 
 import argparse
@@ -85,12 +91,16 @@ RUNS = {  # per run: common overrides, then (samples per exemplar, loads) blocks
                       ((5, [0.05, 0.1, 0.14, 0.2]),)),
     "seeds20_long": (dict(seeds=20, general_t1=[6.0], general_max_iter=1000),
                      ((5, [0.05, 0.1, 0.14, 0.2]),)),
+    "seeds20_samples20": (dict(seeds=20, general_t1=[1.0, 2.0], general_max_iter=1000),
+                          ((20, [0.2, 0.14, 0.1, 0.05]),)),
 }
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", choices=tuple(RUNS), default="moderate")
     ap.add_argument("--out", default=None, help="the sweep store (default: next to this file)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="write the files from the cells already in the store, run none")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
     common, blocks = RUNS[a.run]
@@ -101,9 +111,10 @@ if __name__ == "__main__":
                                                   general_loads=loads))
         cells += expand_grid(c)["general"]
     out = a.out or str(HERE / f"general_{a.run}_store")
-    summary = run_sweep("general", cells, out, workers=2)
-    print(summary.line())
+    if not a.report_only:
+        print(run_sweep("general", cells, out, workers=2).line())
     df = load_results(out)
+    print(f"{df.cell_key.nunique()} of {len(cells)} cells in the store")
     df.to_parquet(HERE / f"general_{a.run}.parquet")
     comp = general_comparison(df)
     comp.to_csv(HERE / f"general_{a.run}_claims.csv", index=False)
