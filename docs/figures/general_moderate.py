@@ -28,6 +28,7 @@ runs.
 * ``--run seeds20_samples20``: ``seeds20`` with 20 training samples per exemplar instead of
   5 (L = 100 to 400; 320 cells), where the focused run found the programs closest to
   projection; the highest loads first, where they beat the outer product.
+* ``--run seeds20_samples20_short``: the same at t1 = 0.5 (160 cells).
 
 Writes general_<run>.parquet, the claims table general_<run>_claims.csv, the per-setting
 means general_<run>_means.csv and the figure general_<run>.png next to this file;
@@ -93,6 +94,8 @@ RUNS = {  # per run: common overrides, then (samples per exemplar, loads) blocks
                      ((5, [0.05, 0.1, 0.14, 0.2]),)),
     "seeds20_samples20": (dict(seeds=20, general_t1=[1.0, 2.0], general_max_iter=1000),
                           ((20, [0.2, 0.14, 0.1, 0.05]),)),
+    "seeds20_samples20_short": (dict(seeds=20, general_t1=[0.5], general_max_iter=1000),
+                                ((20, [0.2, 0.14, 0.1, 0.05]),)),
 }
 
 if __name__ == "__main__":
