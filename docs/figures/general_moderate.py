@@ -23,8 +23,7 @@ runs.
   {1, 2} at every load with 5 samples per exemplar (320 cells), with the solver's defaults
   of this round (the coarse grid first, the scaled start, 1000 iterations).
 * ``--run seeds20_short``: the same at t1 = 0.5 (160 cells).
-* ``--run seeds20_long``: the same at t1 = 6 (160 cells; the committed files hold the 140
-  that finished, every setting but load 0.2, noise 0.25).
+* ``--run seeds20_long``: the same at t1 = 6 (160 cells).
 * ``--run seeds20_samples20``: ``seeds20`` with 20 training samples per exemplar instead of
   5 (L = 100 to 400; 320 cells), where the focused run found the programs closest to
   projection; the highest loads first, where they beat the outer product.
