@@ -85,14 +85,14 @@ def test_claims_judge_the_general_index_where_the_run_has_it():
     """The general index's program gets its own claims rows (and details), decided the
     same way; the closed form's rows are unchanged beside it."""
     d = [-0.1, -0.12, -0.09, -0.11]
-    general = _table([-x for x in d], method="general-squared_error")
-    both = pd.concat([_table(d), general[general.method == "general-squared_error"]])
+    worse = _table([-x for x in d], method="general-squared_error")
+    both = pd.concat([_table(d), worse[worse.method == "general-squared_error"]])
     rows, details = claim_rows(both)
     by = {r["claim"].split(" models")[0]: r for r in rows}
     assert by["The synthesized network"]["status"] == "held"
-    general = by["The general-index program (terminal squared error, feedback solver)"]
-    assert general["status"] == "not held"
-    assert "general-squared_error - hebbian: better in 0/1, worse in 1" in general["evidence"]
+    row = by["The general-index program (terminal squared error, feedback solver)"]
+    assert row["status"] == "not held"
+    assert "general-squared_error - hebbian: better in 0/1, worse in 1" in row["evidence"]
     assert details["maps_general_classical"].verdict.tolist() == ["worse"]
     assert "general-squared_error - classical" in section_html(details)
 

@@ -144,10 +144,11 @@ the synthesized network (<code>weightsynth.SynthesisClassifier</code> /
 <code>SynthesisRegressor</code>, closed-form program; on the smooth teacher also the
 general index's program, <code>general-squared_error</code>) to (a) random
 heteroassociation, (b) the 8x8 digits and (c) a smooth teacher y = tanh(A x + b), against
-the Hebbian and pseudo-inverse linear associators and scikit-learn models. Every tuned method (ours: beta
-and t1) picks one of {MAPS_BUDGET} hyperparameter values on a validation quarter of the
-training set, then refits; the classical associators have none. Test error on fresh
-inputs; figures <code>maps_error</code> and <code>maps_confusion</code>.</p>
+the Hebbian and pseudo-inverse linear associators and scikit-learn models. Every tuned
+method (ours: beta and t1) picks one of {MAPS_BUDGET} hyperparameter values on a
+validation quarter of the training set, then refits; the classical associators have none.
+Test error on fresh inputs; figures <code>maps_error</code> and
+<code>maps_confusion</code>.</p>
 <details><summary>Test error per setting and method (mean, 95% interval)</summary>{body}
 </details>{extra}
 """
