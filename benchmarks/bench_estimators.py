@@ -111,14 +111,11 @@ def run(repeats: int, general_iter: int) -> list[dict]:
 
 
 def run_tol() -> list[dict]:
-    from weightsynth.study.maps import cell_rng
+    from weightsynth.study.maps import smooth_data
 
     n, records = 32, []
     for L, beta in ((50, 3.0), (200, 1.0), (800, 0.3)):
-        rng = cell_rng("maps-smooth", n, 0, base_seed=0)  # the protocol's smooth cell, seed 0
-        A, b = rng.standard_normal((n, n)) / np.sqrt(n), 0.1 * rng.standard_normal(n)
-        Xtr, Xte = rng.standard_normal((L, n)), rng.standard_normal((500, n))
-        ytr, yte = np.tanh(Xtr @ A.T + b), np.tanh(Xte @ A.T + b)
+        Xtr, ytr, Xte, yte = smooth_data(n, L, seed=0)  # the protocol's smooth cell, seed 0
         rows = []
         for tol, cap in ((1e-3, 5000), (1e-4, 5000), (1e-5, 5000), (1e-6, 1000), (1e-6, 5000)):
             m = ws.SynthesisRegressor(beta=beta, t1=1.0, index="squared_error", steps=20,

@@ -200,26 +200,19 @@ def claim_general(comp: pd.DataFrame, gen: pd.DataFrame, split: str) -> dict:
                 parameters="; ".join(params) + f" (n = {_values(c, 'n')})")
 
 
-MAPS_CLAIMS = (
-    ("classical", "The synthesized network models an arbitrary map: lower test error than "
-                  "the classical associators (Hebbian, pseudo-inverse) on fresh inputs"),
-    ("sklearn", "The synthesized network is as good as the scikit-learn models (ridge, "
-                "logistic regression, k-nearest neighbours, MLP) on fresh inputs"),
-)
-#: the methods the maps claims judge, with how their claims name them and the prefix of
-#: their details' keys: the closed form (the claims' original subject) and the general
-#: index's program, where the run has it
-MAPS_SUBJECTS = (
-    ("synth", "The synthesized network", "maps"),
-    ("general-squared_error", "The general-index program (terminal squared error, feedback "
-                              "solver)", "maps_general"),
-)
+#: per rival group of maps_report.RIVAL_GROUPS, the claim's text
+MAPS_CLAIMS = {
+    "classical": "The synthesized network models an arbitrary map: lower test error than "
+                 "the classical associators (Hebbian, pseudo-inverse) on fresh inputs",
+    "sklearn": "The synthesized network is as good as the scikit-learn models (ridge, "
+               "logistic regression, k-nearest neighbours, MLP) on fresh inputs",
+}
 
 
 def claim_maps(df: pd.DataFrame) -> tuple[list[dict], dict]:
     """Protocol maps (docs/experiments.md): test error of each judged method
-    (:data:`MAPS_SUBJECTS`: ``synth``, and ``general-squared_error`` where the run has it)
-    minus each rival's, paired by seed, per (task, n, load, noise, L). Classical claim:
+    (``maps_report.SUBJECTS``: ``synth``, and ``general-squared_error`` where the run has
+    it) minus each rival's, paired by seed, per (task, n, load, noise, L). Classical claim:
     held where better than both associators; scikit-learn claim: held where significantly
     worse than none of the models."""
     mr = maps_report
@@ -227,17 +220,16 @@ def claim_maps(df: pd.DataFrame) -> tuple[list[dict], dict]:
     if m.empty:
         return [], {}
     details = {"maps_summary": summarize(m, [*mr.KEYS, "method"], "error")}
-    rows = []
-    for method, subject, key in MAPS_SUBJECTS:
-        if method not in set(m.method):
+    rows, present = [], set(m.method)
+    for method, subject, key in mr.SUBJECTS:
+        if method not in present:
             continue
         own = m[m.method == method]  # its rivals ran in the same cells, on the same seeds
         seeds = int(own.groupby(mr.KEYS, dropna=False).seed.nunique().min())
         note = f"; {seeds} seed(s) per setting (95% t-intervals; none with 1 seed)" + (
             f"; fewer than {MIN_SEEDS} seeds: indicative only" if seeds < MIN_SEEDS else "")
-        for name, claim in MAPS_CLAIMS:
-            c = mr.comparisons(m, mr.CLASSICAL if name == "classical" else mr.SKLEARN,
-                               method=method)
+        for name, rivals, _ in mr.RIVAL_GROUPS:
+            c = mr.comparisons(m, rivals, method=method)
             details[f"{key}_{name}"] = c
             if c.empty:
                 continue
@@ -252,8 +244,8 @@ def claim_maps(df: pd.DataFrame) -> tuple[list[dict], dict]:
             params = [f"held: {mr.where(per[ok])}" if ok.any() else "",
                       f"not held: {mr.where(per[~ok])}" if (~ok).any() else ""]
             status = _status(int(ok.sum()), len(per)) if seeds >= 2 else UNMEASURED
-            rows.append(dict(claim=claim.replace("The synthesized network", subject, 1),
-                             status=status, evidence=ev + note,
+            claim = MAPS_CLAIMS[name].replace("The synthesized network", subject, 1)
+            rows.append(dict(claim=claim, status=status, evidence=ev + note,
                              parameters="; ".join(p for p in params if p)))
     return rows, details
 

@@ -234,14 +234,20 @@ def _digits(*, seed, base_seed, size, methods, quick, tune, with_confusion):
                  confusion=with_confusion)
 
 
-def _smooth(*, seed, base_seed, size, n, methods, quick, tune):
+def smooth_data(n: int, size: int, seed: int, base_seed: int = 0):
+    """The smooth task's data of one cell: (Xtr, ytr, Xte, yte), ``size`` training and 500
+    test samples of y = tanh(A x + b) (see the module docstring)."""
     rng = cell_rng("maps-smooth", n, seed, base_seed=base_seed)
     A = rng.standard_normal((n, n)) / math.sqrt(n)
     b = 0.1 * rng.standard_normal(n)
     Xtr, Xte = rng.standard_normal((size, n)), rng.standard_normal((500, n))
+    return Xtr, np.tanh(Xtr @ A.T + b), Xte, np.tanh(Xte @ A.T + b)
+
+
+def _smooth(*, seed, base_seed, size, n, methods, quick, tune):
     meths = [m for m in (methods or REGRESS) if m in REGRESS]
-    return _rows("smooth", meths, "reg", Xtr, np.tanh(Xtr @ A.T + b), Xte,
-                 np.tanh(Xte @ A.T + b), n, seed, quick, lambda p, t: _error("reg", p, t),
+    return _rows("smooth", meths, "reg", *smooth_data(n, size, seed, base_seed), n, seed,
+                 quick, lambda p, t: _error("reg", p, t),
                  _base("smooth", n, size, seed, tune=tune))
 
 

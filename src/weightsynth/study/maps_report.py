@@ -21,6 +21,17 @@ from .stats import paired_difference, summarize
 CLASSICAL = ("hebbian", "pinv")
 SKLEARN = ("ridge", "logistic", "knn", "mlp")
 KEYS = ["task", "n", "load", "noise", "L"]
+#: the methods the maps claims judge, with how their claims name them and the prefix of
+#: their details' keys: the closed form (the claims' original subject) and the general
+#: index's program, where the run has it
+SUBJECTS = (
+    ("synth", "The synthesized network", "maps"),
+    ("general-squared_error", "The general-index program (terminal squared error, feedback "
+                              "solver)", "maps_general"),
+)
+#: the rival groups: the suffix of the details' keys, the rivals, how the report names them
+RIVAL_GROUPS = (("classical", CLASSICAL, "classical associators"),
+                ("sklearn", SKLEARN, "scikit-learn models"))
 ERROR_NAME = {"hetero": "bit error of the output", "digits": "test error (1 - accuracy)",
               "smooth": "test mean squared error"}
 COLORS = {"synth": "C0", "general-squared_error": "C9", "hebbian": "C1", "pinv": "C2",
@@ -33,9 +44,9 @@ def maps_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def comparisons(m: pd.DataFrame, rivals, method: str = "synth") -> pd.DataFrame:
     """``method`` - rival test error per setting, paired by seed, with a verdict."""
-    out = []
+    out, present = [], set(m.method)
     for r in rivals:
-        if r not in set(m.method) or method not in set(m.method):
+        if r not in present or method not in present:
             continue
         d = paired_difference(m, method, r, KEYS, "error").assign(method=method, rival=r)
         out.append(d)
@@ -133,10 +144,8 @@ def section_html(details: dict) -> str:
         f"<details><summary>{html.escape(t)}</summary>"
         f"{details[k].to_html(index=False, float_format=lambda v: f'{v:.4g}', border=0)}"
         "</details>" for k, t in (
-            ("maps_classical", "synth - classical associators"),
-            ("maps_sklearn", "synth - scikit-learn models"),
-            ("maps_general_classical", "general-squared_error - classical associators"),
-            ("maps_general_sklearn", "general-squared_error - scikit-learn models"))
+            (f"{key}_{group}", f"{method} - {label}")
+            for method, _, key in SUBJECTS for group, _, label in RIVAL_GROUPS)
         if k in details and not details[k].empty)
     return f"""<h2>Arbitrary maps</h2>
 <p>The paper's stated aim is to model a map from samples. Protocol <code>maps</code> fits
