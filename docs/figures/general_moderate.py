@@ -28,6 +28,8 @@ runs.
   5 (L = 100 to 400; 320 cells), where the focused run found the programs closest to
   projection; the highest loads first, where they beat the outer product.
 * ``--run seeds20_samples20_short``: the same at t1 = 0.5 (160 cells).
+* ``--run seeds20_samples20_long``: the same at t1 = 6 (160 cells), the lowest loads first
+  (the cheapest cells: a run of several sessions completes settings one by one).
 
 Writes general_<run>.parquet, the claims table general_<run>_claims.csv, the per-setting
 means general_<run>_means.csv and the figure general_<run>.png next to this file;
@@ -95,6 +97,8 @@ RUNS = {  # per run: common overrides, then (samples per exemplar, loads) blocks
                           ((20, [0.2, 0.14, 0.1, 0.05]),)),
     "seeds20_samples20_short": (dict(seeds=20, general_t1=[0.5], general_max_iter=1000),
                                 ((20, [0.2, 0.14, 0.1, 0.05]),)),
+    "seeds20_samples20_long": (dict(seeds=20, general_t1=[6.0], general_max_iter=1000),
+                               ((20, [0.05, 0.1, 0.14, 0.2]),)),
 }
 
 if __name__ == "__main__":
