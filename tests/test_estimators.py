@@ -89,6 +89,13 @@ def test_save_load_round_trip(est, tmp_path, rng):
         np.testing.assert_array_equal(back.classes_, est.classes_)
         with pytest.raises(ValueError, match="SynthesisRegressor"):
             SynthesisRegressor.load(tmp_path / "m")
+    # a file from before the ``tol`` parameter: its program was fitted to the fixed 1e-6
+    doc = json.loads((tmp_path / "m" / "estimator.json").read_text())
+    del doc["params"]["tol"]
+    (tmp_path / "m" / "estimator.json").write_text(json.dumps(doc))
+    old = type(est).load(tmp_path / "m")
+    assert old.get_params()["tol"] == 1e-6
+    np.testing.assert_array_equal(old.predict(Xq), est.predict(Xq))
 
 
 def test_squared_error_index_fits_magnitudes_and_warns_at_the_cap(rng):

@@ -402,6 +402,9 @@ class SynthesisRegressor(RegressorMixin, _SynthesisBase):
         return tags
 
 
+#: the general solver's stopping threshold (relative residual) before ``tol`` existed
+PRE_TOL_THRESHOLD = 1e-6
+
 _CLASSES = {"SynthesisClassifier": SynthesisClassifier,
             "SynthesisRegressor": SynthesisRegressor}
 
@@ -422,6 +425,7 @@ def load(path):
         raise ValueError(f"path: {str(path)!r} holds an unsupported estimator "
                          f"(version {doc.get('format_version')!r}, class "
                          f"{doc.get('class')!r})")
-    est = _CLASSES[doc["class"]](**doc["params"])
+    # files written before the ``tol`` parameter (2026-11-29) were fitted to the fixed 1e-6
+    est = _CLASSES[doc["class"]](**{"tol": PRE_TOL_THRESHOLD, **doc["params"]})
     est._restore(doc["fitted"], load_program(path / "program.safetensors"))
     return est
