@@ -60,6 +60,18 @@ def test_digits_runs_classifiers_only():
     assert [r["method"] for r in rows] == ["hebbian"]
 
 
+def test_hetero_runs_the_general_regressor():
+    """Noise-free pairs: the test inputs are the training inputs, and the squared-error
+    program must map each x_k to the signs of y_k (a map it was fitted to, not a copy)."""
+    rows = maps_cell(task="hetero", load=0.25, noise=0.0, n=16, seed=0, tune=False,
+                     methods=("general-squared_error", "hebbian"))
+    df = pd.DataFrame(rows).set_index("method")
+    assert list(df.index) == ["general-squared_error", "hebbian"]
+    row = df.loc["general-squared_error"]
+    assert row.L == 20 and row.converged and row.iterations > 1
+    assert row.error == 0.0
+
+
 def _table(diff_by_seed, rival="hebbian", method="synth"):
     rows = []
     for s, d in enumerate(diff_by_seed):

@@ -97,6 +97,8 @@ def error_figure(df: pd.DataFrame):
             d = d[np.isclose(d.noise, nz)]
             _curves(ax, d, "load")
             ax.set(xlabel="K/n (pairs per neuron), n = 100", title=f"hetero, noise {nz:g}")
+            if ax is axes[0][0]:  # a hetero-only figure still names its curves
+                ax.legend(fontsize=7)
         else:
             _curves(ax, d, "L", log=task == "smooth")
             sizes = sorted(int(v) for v in d.L.unique())
