@@ -17,8 +17,9 @@ maps_hetero10.parquet, maps_hetero10_general.csv and maps_hetero10.png.
 
 Every run also prints claims 8 and 9 (``claims.claim_maps``) of its cells. ``--out DIR``
 runs the cells on the Dask engine (two local workers) into the resumable sweep store DIR
-instead of in this process: a run that stops resumes there, and ``--from-parquet`` is
-replaced by ``--out DIR --report-only``.
+instead of in this process: a run that stops resumes there, and ``--out DIR
+--report-only`` writes the outputs from the cells already in it (as ``--from-parquet``
+does from the parquet).
 
     PYTHONPATH=src .venv/bin/python docs/figures/maps_moderate.py [--run smooth10|hetero10] \\
         [--from-parquet | --out DIR [--report-only]]

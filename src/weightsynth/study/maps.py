@@ -213,7 +213,8 @@ def _hetero(*, seed, base_seed, load, noise, n, samples, methods, quick, tune):
     Xtr, Xte = noisy(), noisy()
     base = _base("hetero", n, len(lab), seed, float(load), float(noise), tune)
     meths = methods or CLASSIFY
-    reg = [m for m in meths if m in ("synth", "general-squared_error", "hebbian", "pinv", "ridge")]
+    reg = [m for m in meths
+           if m in ("synth", "general-squared_error", "hebbian", "pinv", "ridge")]
     cls = [m for m in meths if m in ("logistic", "knn", "mlp")]
     return (_rows("hetero", reg, "reg", Xtr, Yk[lab], Xte, Yk[lab], K, seed, quick,
                   lambda p, y: _error("bits", p, y), base)
