@@ -66,20 +66,22 @@ if __name__ == "__main__":
     ap.add_argument("--report-only", action="store_true",
                     help="with --out: write the files from the cells already in the store")
     a = ap.parse_args()
+    if a.report_only and not a.out:
+        ap.error("--report-only reads a store: give it with --out DIR")
     warnings.simplefilter("ignore")
     c = with_overrides(default_config(), RUNS[a.run])
     name = f"maps_{a.run}"
     if a.from_parquet:
         df = pd.read_parquet(HERE / f"{name}.parquet")
-    elif a.out:
-        cells = maps_cells(c)
-        if not a.report_only:
-            print(run_sweep("maps", cells, a.out, workers=2).line())
-        df = load_results(a.out)
-        print(f"{df.cell_key.nunique()} of {len(cells)} cells in the store")
-        df.to_parquet(HERE / f"{name}.parquet")
     else:
-        df = run_cells("maps", maps_cells(c))
+        cells = maps_cells(c)
+        if a.out:
+            if not a.report_only:
+                print(run_sweep("maps", cells, a.out, workers=2).line())
+            df = load_results(a.out)
+            print(f"{df.cell_key.nunique()} of {len(cells)} cells in the store")
+        else:
+            df = run_cells("maps", cells)
         df.to_parquet(HERE / f"{name}.parquet")
     general = comparisons(df, (*CLASSICAL, *SKLEARN, "synth"), method="general-squared_error")
     general.round(5).to_csv(HERE / f"{name}_general.csv", index=False)
