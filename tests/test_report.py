@@ -95,6 +95,30 @@ def test_report_lists_failed_cells_and_general_section():
     assert plots.render(fig)["png"][:4] == b"\x89PNG"
 
 
+def test_verdict_map_places_each_setting_and_marks_significance():
+    base = dict(method="general-squared_error", rival="projection", split="test", n=100,
+                beta=0.01, count=20)
+    comp = pd.DataFrame([
+        dict(base, samples_per_exemplar=5, t1=1.0, noise=0.1, load=0.05, mean=0.02,
+             lo=0.01, hi=0.03, verdict="better"),
+        dict(base, samples_per_exemplar=20, t1=6.0, noise=0.25, load=0.2, mean=-0.005,
+             lo=-0.02, hi=0.01, verdict="n.s."),
+        dict(base, split="train", samples_per_exemplar=5, t1=1.0, noise=0.1, load=0.05,
+             mean=0.5, lo=0.4, hi=0.6, verdict="better")])
+    fig = plots.general_verdicts(comp)
+    ax = fig.axes[0]
+    grid = ax.images[0].get_array()
+    # rows (5/ex, t1 1), (20/ex, t1 6); columns (noise 0.1, load 0.05), (0.25, 0.2)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["5/ex, t1=1", "20/ex, t1=6"]
+    assert grid[0, 0] == 0.02 and grid[1, 1] == -0.005
+    assert np.ma.is_masked(grid[0, 1]) or np.isnan(grid[0, 1])   # no result: blank
+    texts = {t.get_text(): t for t in ax.texts}
+    assert set(texts) == {"+2.0", "-0.5"}           # the train row is not drawn
+    assert texts["+2.0"].get_fontweight() == "bold"
+    assert texts["-0.5"].get_fontweight() == "normal"
+    assert plots.render(fig)["png"][:4] == b"\x89PNG"
+
+
 # ---- what a reader of the report sees --------------------------------
 def test_intervals_of_bounded_metrics_stay_in_range():
     from weightsynth.study.stats import summarize

@@ -30,6 +30,9 @@ runs.
 * ``--run seeds20_samples20_short``: the same at t1 = 0.5 (160 cells).
 * ``--run seeds20_samples20_long``: the same at t1 = 6 (160 cells), the lowest loads first
   (the cheapest cells: a run of several sessions completes settings one by one).
+* ``--run full``: runs nothing; combines the six ``seeds20*`` tables above (the full grid,
+  1280 cells, as far as they are written) into general_full_claims.csv, _means.csv and a
+  map of the verdicts per setting, general_full.png.
 
 Writes general_<run>.parquet, the claims table general_<run>_claims.csv, the per-setting
 means general_<run>_means.csv and the figure general_<run>.png next to this file;
@@ -46,6 +49,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pandas as pd
 
 jax.config.update("jax_enable_x64", True)
 
@@ -53,7 +57,7 @@ from weightsynth.engine.results import load_results  # noqa: E402
 from weightsynth.engine.sweep import run_sweep  # noqa: E402
 from weightsynth.study import default_config, with_overrides  # noqa: E402
 from weightsynth.study.claims import claim_general, general_comparison  # noqa: E402
-from weightsynth.study.plots import general_figure, render  # noqa: E402
+from weightsynth.study.plots import general_figure, general_verdicts, render  # noqa: E402
 from weightsynth.study.runner import expand_grid  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -101,14 +105,51 @@ RUNS = {  # per run: common overrides, then (samples per exemplar, loads) blocks
                                ((20, [0.05, 0.1, 0.14, 0.2]),)),
 }
 
+#: the six runs that together make the full grid of docs/experiments.md (20 seeds; t1
+#: {0.5, 1, 2, 6}; 5 and 20 training samples per exemplar; 1280 cells)
+QUARTERS = ("seeds20_short", "seeds20", "seeds20_long", "seeds20_samples20_short",
+            "seeds20_samples20", "seeds20_samples20_long")
+FULL_CELLS = 1280
+
+
+def verdict_counts(comp):
+    """Per (split, index, rival): how many settings are better / n.s. / worse."""
+    return (comp.groupby(["split", "method", "rival", "verdict"]).size()
+            .unstack("verdict", fill_value=0).reindex(columns=["better", "n.s.", "worse"],
+                                                        fill_value=0))
+
+
+def report(df, name, cells):
+    """Write general_<name>_claims.csv, _means.csv and the figure, and print the claims."""
+    print(f"{df.cell_key.nunique()} of {cells} cells")
+    comp = general_comparison(df)
+    comp.to_csv(HERE / f"general_{name}_claims.csv", index=False)
+    for split in ("train", "test"):
+        row = claim_general(comp, df, split)
+        print(f"[{split}] {row['status']}: {row['evidence']}\n  {row['parameters']}")
+    print(verdict_counts(comp).to_string())
+    fig = general_verdicts(comp) if name == "full" else general_figure(df)
+    (HERE / f"general_{name}.png").write_bytes(render(fig)["png"])
+    means = setting_means(df)
+    means.to_csv(HERE / f"general_{name}_means.csv", index=False)
+    print(means.to_string(index=False))
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", choices=tuple(RUNS), default="moderate")
+    ap.add_argument("--run", choices=(*RUNS, "full"), default="moderate")
     ap.add_argument("--out", default=None, help="the sweep store (default: next to this file)")
     ap.add_argument("--report-only", action="store_true",
                     help="write the files from the cells already in the store, run none")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
+    if a.run == "full":  # combines the quarters' tables; runs nothing
+        found = [q for q in QUARTERS if (HERE / f"general_{q}.parquet").exists()]
+        print("quarters:", ", ".join(found), "| missing:",
+              ", ".join(sorted(set(QUARTERS) - set(found))) or "none")
+        report(pd.concat([pd.read_parquet(HERE / f"general_{q}.parquet") for q in found],
+                         ignore_index=True), "full", FULL_CELLS)
+        raise SystemExit
     common, blocks = RUNS[a.run]
     common = dict(common, methods=METHODS, general_noise=[0.1, 0.25])
     cells = []
@@ -120,14 +161,5 @@ if __name__ == "__main__":
     if not a.report_only:
         print(run_sweep("general", cells, out, workers=2).line())
     df = load_results(out)
-    print(f"{df.cell_key.nunique()} of {len(cells)} cells in the store")
     df.to_parquet(HERE / f"general_{a.run}.parquet")
-    comp = general_comparison(df)
-    comp.to_csv(HERE / f"general_{a.run}_claims.csv", index=False)
-    for split in ("train", "test"):
-        row = claim_general(comp, df, split)
-        print(f"[{split}] {row['status']}: {row['evidence']}\n  {row['parameters']}")
-    (HERE / f"general_{a.run}.png").write_bytes(render(general_figure(df))["png"])
-    means = setting_means(df)
-    means.to_csv(HERE / f"general_{a.run}_means.csv", index=False)
-    print(means.to_string(index=False))
+    report(df, a.run, len(cells))

@@ -265,3 +265,51 @@ def general_figure(df: pd.DataFrame):
         legend.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def general_verdicts(comp: pd.DataFrame, split: str = "test"):
+    """Where the general programs beat each rule: one panel per (index, rival), a cell per
+    setting (rows: training samples per exemplar and t1; columns: noise and load), colored
+    by the mean paired difference of bit accuracy at t1 (program minus rule, from
+    ``claims.general_comparison``) and labelled with it in points of accuracy, bold where
+    the 95% interval excludes 0. Settings without results stay blank."""
+    c = comp[comp.split == split]
+    methods = sorted(c.method.unique())
+    rivals = [r for r in LABELS if r in set(c.rival)]
+    rows = sorted({(int(k), float(t)) for k, t in zip(c.samples_per_exemplar, c.t1,
+                                                         strict=True)})
+    cols = sorted({(float(z), float(ld)) for z, ld in zip(c.noise, c.load, strict=True)})
+    span = float(np.nanmax(np.abs(c["mean"]))) if len(c) else 1.0
+    noises = sorted({z for z, _ in cols})
+    fig, axes = plt.subplots(len(methods), len(rivals), squeeze=False, layout="constrained",
+                             figsize=(3.3 * len(rivals) + 1.6,
+                                      0.36 * len(rows) * len(methods) + 1.8))
+    image = None
+    for i, m in enumerate(methods):
+        for j, rival in enumerate(rivals):
+            ax = axes[i, j]
+            sel = c[(c.method == m) & (c.rival == rival)]
+            grid = np.full((len(rows), len(cols)), np.nan)
+            for r in sel.itertuples():
+                a = rows.index((int(r.samples_per_exemplar), float(r.t1)))
+                b = cols.index((float(r.noise), float(r.load)))
+                grid[a, b] = r.mean
+                ax.text(b, a, f"{100 * r.mean:+.1f}", ha="center", va="center", fontsize=5.5,
+                        fontweight="normal" if r.verdict == "n.s." else "bold",
+                        color="0.45" if r.verdict == "n.s." else "black")
+            image = ax.imshow(grid, cmap="RdBu", vmin=-span, vmax=span, aspect="auto")
+            for b in range(1, len(cols)):  # a rule between the noise levels
+                if cols[b][0] != cols[b - 1][0]:
+                    ax.axvline(b - 0.5, color="black", lw=0.8)
+            ax.set_xticks(range(len(cols)), [f"{ld:g}" for _, ld in cols], fontsize=6)
+            ax.set_yticks(range(len(rows)), [f"{k}/ex, t1={t:g}" for k, t in rows]
+                          if j == 0 else [], fontsize=6)
+            ax.set_xlabel("load; noise " + " | ".join(f"{z:g}" for z in noises), fontsize=6)
+            ax.set_title(f"{LABELS.get(m, m).removeprefix('general: ')} - {LABELS[rival]}",
+                         fontsize=7)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="bit accuracy, program - rule")
+    where = "fresh corrupted" if split == "test" else "training"
+    fig.suptitle(f"General programs against the rules on {where} samples: mean paired "
+                 "difference (points of accuracy; bold: 95% interval excludes 0)", fontsize=8)
+    return fig
