@@ -31,8 +31,8 @@ runs.
 * ``--run seeds20_samples20_long``: the same at t1 = 6 (160 cells), the lowest loads first
   (the cheapest cells: a run of several sessions completes settings one by one).
 * ``--run full``: runs nothing; combines the six ``seeds20*`` tables above (the full grid,
-  1280 cells, as far as they are written) into general_full_claims.csv, _means.csv and a
-  map of the verdicts per setting, general_full.png.
+  1280 cells; a setting counts once its 20 seeds are in) into general_full_claims.csv,
+  _means.csv and a map of the verdicts per setting, general_full.png.
 
 Writes general_<run>.parquet, the claims table general_<run>_claims.csv, the per-setting
 means general_<run>_means.csv and the figure general_<run>.png next to this file;
@@ -147,8 +147,13 @@ if __name__ == "__main__":
         found = [q for q in QUARTERS if (HERE / f"general_{q}.parquet").exists()]
         print("quarters:", ", ".join(found), "| missing:",
               ", ".join(sorted(set(QUARTERS) - set(found))) or "none")
-        report(pd.concat([pd.read_parquet(HERE / f"general_{q}.parquet") for q in found],
-                         ignore_index=True), "full", FULL_CELLS)
+        df = pd.concat([pd.read_parquet(HERE / f"general_{q}.parquet") for q in found],
+                       ignore_index=True)
+        seeds = df.groupby(SETTING).seed.transform("nunique")
+        if (seeds < 20).any():  # a quarter still running: its unfinished settings wait
+            print("left out until their 20 seeds are in:",
+                  df[seeds < 20].groupby(SETTING).seed.nunique().to_dict())
+        report(df[seeds == 20], "full", FULL_CELLS)
         raise SystemExit
     common, blocks = RUNS[a.run]
     common = dict(common, methods=METHODS, general_noise=[0.1, 0.25])
