@@ -22,6 +22,13 @@ gradients' bound), whatever the grid.
 
     .venv/bin/python benchmarks/bench_conditioning.py [--quick] [--target2] [--out FILE]
 
+``--deflation K``: instead, for target 1's squared-error case at t1 = 6 only, the K
+largest and K smallest eigenpairs, and the iterations of conjugate gradients on the
+Hessian at the optimum (a random right-hand side, residual reduced by 1e-6: the linear
+tail of a Krylov-type method there) without and with those modes deflated (mapped to
+curvature 1/beta by a spectral preconditioner): how many modes a preconditioner would have
+to capture (JSON default benchmarks/results/conditioning_deflation.json).
+
 ``--quick``: n = 32, L = 10 (seconds). ``--target2``: also target 2's correlation case
 (random targets, n = L = 256, beta = 0.5, t1 = 1, from W = 0) on the coarse grid alone
 (6 nodes), where the solver spent most of its time, by the plain search (``surrogate=
@@ -56,18 +63,8 @@ from bench_general import memory_data, random_data  # noqa: E402
 def spectrum(p: ws.Problem, W, k_small=6, k_large=4, tol=1e-4):
     """Extreme eigenvalues of J's Hessian in the trapezoid-scaled weight variables at the
     nodes W (T, n, n), with the slowest eigenvectors and the count of products."""
-    T = W.shape[0]
-    spec, data = _spec_data(p, T, 1, "rk4", "weights")
-    sqw = fk.trapezoid_sqrt(data, spec)
-    P0 = fk.to_var(jnp.asarray(np.swapaxes(W, 1, 2)), None, sqw)  # the solver's C_k = W_k^T
-    grad = jax.grad(lambda P: fk.cost(fk.to_coef(P, None, sqw), data, spec))
-    hvp = jax.jit(lambda v: jax.jvp(grad, (P0,), (v,))[1])
-    shape, N, count = P0.shape, P0.size, [0]
-
-    def mv(v):
-        count[0] += 1
-        return np.asarray(hvp(jnp.asarray(v.reshape(shape)))).ravel()
-
+    mv, P0, count = hessian_operator(p, W)
+    shape, N = P0.shape, P0.size
     large = np.sort(eigsh(LinearOperator((N, N), matvec=mv, dtype=np.float64), k=k_large,
                           which="LA", tol=tol, return_eigenvectors=False))
     sigma = float(large[-1])
@@ -75,7 +72,85 @@ def spectrum(p: ws.Problem, W, k_small=6, k_large=4, tol=1e-4):
     vals, vecs = eigsh(shifted, k=k_small, which="LA", tol=tol, maxiter=5000)
     order = np.argsort(sigma - vals)
     small = (sigma - vals)[order]
-    return large, small, vecs[:, order].T.reshape(k_small, *shape), np.asarray(P0), count[0]
+    return large, small, vecs[:, order].T.reshape(k_small, *shape), P0, count[0]
+
+
+def hessian_operator(p: ws.Problem, W):
+    """(matvec on flat vectors, P0, product counter): J's Hessian in the trapezoid-scaled
+    weight variables at the nodes W (T, n, n), by forward-over-reverse."""
+    T = W.shape[0]
+    spec, data = _spec_data(p, T, 1, "rk4", "weights")
+    sqw = fk.trapezoid_sqrt(data, spec)
+    P0 = fk.to_var(jnp.asarray(np.swapaxes(W, 1, 2)), None, sqw)  # the solver's C_k = W_k^T
+    grad = jax.grad(lambda P: fk.cost(fk.to_coef(P, None, sqw), data, spec))
+    hvp = jax.jit(lambda v: jax.jvp(grad, (P0,), (v,))[1])
+    shape, count = P0.shape, [0]
+
+    def mv(v):
+        count[0] += 1
+        return np.asarray(hvp(jnp.asarray(v.reshape(shape)))).ravel()
+
+    return mv, np.asarray(P0), count
+
+
+def pcg_iterations(mv, b, prec, rtol=1e-6, cap=2000):
+    """Iterations of preconditioned conjugate gradients on mv(x) = b until the residual is
+    below rtol |b| (cap if never)."""
+    x, r = np.zeros_like(b), b.copy()
+    z = prec(r)
+    d, b0 = z.copy(), np.linalg.norm(b)
+    for i in range(1, cap + 1):
+        Ad = mv(d)
+        a = (r @ z) / (d @ Ad)
+        x += a * d
+        r_new = r - a * Ad
+        if np.linalg.norm(r_new) < rtol * b0:
+            return i
+        z_new = prec(r_new)
+        d = z_new + (r_new @ z_new) / (r @ z) * d
+        r, z = r_new, z_new
+    return cap
+
+
+def deflation(k: int, n: int, L: int) -> dict:
+    """Target 1's squared-error case at t1 = 6 (data seed 1, from W*): its k largest and k
+    smallest eigenpairs at the optimum, and conjugate gradients' iterations with 0, 8 and
+    k of each deflated."""
+    phi, theta = memory_data(n, L, seed=1)
+    beta = 0.01
+    p = ws.Problem(phi, theta, "squared_error", beta=beta, t1=6.0)
+    t = time.perf_counter()
+    r = ws.feedback_synthesize(p, W0="closed_form", max_iter=1500)
+    solve_s = time.perf_counter() - t
+    mv, P0, count = hessian_operator(p, np.asarray(r.program.W))
+    shape, N = P0.shape, P0.size
+    top, Vt = eigsh(LinearOperator((N, N), matvec=mv, dtype=np.float64), k=k, which="LA",
+                    tol=1e-3)
+    top_products = count[0]
+    sigma = 1.01 * float(top.max())
+    vals, Vb = eigsh(LinearOperator((N, N), matvec=lambda v: sigma * v - mv(v),
+                                    dtype=np.float64), k=k, which="LA", tol=1e-3, maxiter=20000)
+    bottom = sigma - vals
+    it, ib = np.argsort(top)[::-1], np.argsort(bottom)
+    b = np.random.default_rng(0).standard_normal(N)
+    cg = {}
+    for kt, kb in ((0, 0), (8, 0), (k, 0), (0, 8), (0, k), (8, 8), (k, k)):
+        V = np.concatenate([Vt[:, it[:kt]], Vb[:, ib[:kb]]], axis=1)
+        lam = np.concatenate([top[it[:kt]], bottom[ib[:kb]]])
+
+        def prec(x, V=V, lam=lam):  # the deflated modes to curvature 1/beta, the rest as is
+            c = V.T @ x
+            return x - V @ c + V @ (c / (beta * lam))
+
+        cg[f"top {kt}, bottom {kb}"] = pcg_iterations(mv, b, prec)
+    return dict(n=n, L=L, index="squared_error", beta=beta, t1=6.0, start="W*", data_seed=1,
+                iterations=int(r.iterations), J=float(r.J), solve_seconds=round(solve_s, 2),
+                largest=np.round(top[it], 1).tolist(),
+                smallest=np.round(bottom[ib], 2).tolist(),
+                largest_modes=[mode_structure(Vt[:, j].reshape(shape), P0) for j in it[:2]],
+                smallest_modes=[mode_structure(Vb[:, j].reshape(shape), P0) for j in ib[:2]],
+                eigen_products=dict(largest=top_products, smallest=count[0] - top_products),
+                cg_iterations_1e6=cg)
 
 
 def _cg_factor(kappa):
@@ -101,9 +176,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--target2", action="store_true")
+    ap.add_argument("--deflation", type=int, default=0, metavar="K")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     n, L = (32, 10) if a.quick else (100, 50)
+    if a.deflation:
+        rec = deflation(a.deflation, n, L)
+        _write(dict(_environment(), quick=a.quick, records=[rec]),
+               a.out or _result_path("conditioning_deflation", a.quick))
+        return
     cases = [dict(data=memory_data(n, L, seed=1), index=kind, beta=0.01, t1=t1,
                   start="W*", data_seed=1, W0="closed_form", nodes=26)
              for kind in ("squared_error", "correlation") for t1 in (1.0, 6.0)]
@@ -144,10 +225,21 @@ def main(argv=None):
                    lanczos_seconds=round(time.perf_counter() - t, 1))
         records.append(rec)
         print(json.dumps(rec), file=sys.stderr)
-    out = a.out or os.path.join(os.path.dirname(__file__), "results",
-                                "conditioning_quick.json" if a.quick else "conditioning.json")
-    doc = dict(load_average=os.getloadavg(), cpu_count=os.cpu_count(),
-               device=jax.devices()[0].device_kind, quick=a.quick, records=records)
+    _write(dict(_environment(), quick=a.quick, records=records),
+           a.out or _result_path("conditioning", a.quick))
+
+
+def _environment() -> dict:
+    return dict(load_average=os.getloadavg(), cpu_count=os.cpu_count(),
+                device=jax.devices()[0].device_kind)
+
+
+def _result_path(name: str, quick: bool) -> str:
+    return os.path.join(os.path.dirname(__file__), "results",
+                        f"{name}_quick.json" if quick else f"{name}.json")
+
+
+def _write(doc: dict, out: str) -> None:
     text = json.dumps(doc, indent=1)
     tmp = out + ".tmp"
     with open(tmp, "w") as f:
