@@ -15,13 +15,17 @@ maps_smooth10.png.
 noise {0.1, 0.25}, the same methods (the general regressor included) and tuning: writes
 maps_hetero10.parquet, maps_hetero10_general.csv and maps_hetero10.png.
 
+``--run digits10``: the 8x8 digits alone, 10 seeds, L in {50, 200, 800}, the same methods
+and tuning, the general program as a classifier on the classes' +-1 codes: writes
+maps_digits10.parquet, maps_digits10_general.csv and maps_digits10.png.
+
 Every run also prints claims 8 and 9 (``claims.claim_maps``) of its cells. ``--out DIR``
 runs the cells on the Dask engine (two local workers) into the resumable sweep store DIR
 instead of in this process: a run that stops resumes there, and ``--out DIR
 --report-only`` writes the outputs from the cells already in it (as ``--from-parquet``
 does from the parquet).
 
-    PYTHONPATH=src .venv/bin/python docs/figures/maps_moderate.py [--run smooth10|hetero10] \\
+    PYTHONPATH=src .venv/bin/python docs/figures/maps_moderate.py [--run smooth10|hetero10|digits10] \\
         [--from-parquet | --out DIR [--report-only]]
 """
 
@@ -56,6 +60,7 @@ RUNS = {
     "smooth10": dict(maps_seeds=10, maps_tasks=["smooth"], maps_smooth_sizes=[50, 200, 800]),
     "hetero10": dict(maps_seeds=10, maps_tasks=["hetero"], maps_loads=[0.05, 0.15, 0.3],
                      maps_noise=[0.1, 0.25]),
+    "digits10": dict(maps_seeds=10, maps_tasks=["digits"], maps_digits_sizes=[50, 200, 800]),
 }
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ One cell = one task, one training-set size (or load and noise), one seed. Tasks:
 
 Methods: ``synth`` (the closed-form program, :class:`~weightsynth.SynthesisClassifier` /
 :class:`~weightsynth.SynthesisRegressor`), ``general-squared_error`` (the general solver on
-the terminal squared error by the feedback solver, regression only; its rows give
-``converged`` and ``iterations``), the classical ``hebbian``
+the terminal squared error by the feedback solver, :class:`~weightsynth.SynthesisRegressor`
+or, on the digits, :class:`~weightsynth.SynthesisClassifier` on the classes' +-1 codes;
+its rows give ``converged`` and ``iterations``), the classical ``hebbian``
 heteroassociator (W = sum_r t_r x_r^T / L on centred inputs) and ``pinv`` linear associator
 (W = T^T pinv(X)^T, least squares), and scikit-learn's ``ridge``, ``logistic``, ``knn``,
 ``mlp``. Hyperparameters are tuned on a validation split (a quarter of the training set)
@@ -48,7 +49,8 @@ GRIDS = {
     "hebbian": [{}], "pinv": [{}],
     "general-squared_error": [dict(beta=b, t1=1.0) for b in (0.1, 0.3, 1.0, 3.0)],
 }
-CLASSIFY = ("synth", "hebbian", "pinv", "ridge", "logistic", "knn", "mlp")
+CLASSIFY = ("synth", "general-squared_error", "hebbian", "pinv", "ridge", "logistic", "knn",
+            "mlp")
 REGRESS = ("synth", "general-squared_error", "hebbian", "pinv", "ridge", "knn", "mlp")
 #: the hetero task's classifiers: they predict which pair an input copies and output its y;
 #: every other method of REGRESS maps the input to an output vector there
@@ -88,8 +90,9 @@ def _make(method: str, kind: str, p: dict, d: int, m: int, L: int, seed: int, qu
         cls = SynthesisClassifier if kind == "class" else SynthesisRegressor
         return cls(beta=beta, t1=p["t1"], steps=20)
     if method == "general-squared_error":
-        return SynthesisRegressor(beta=p["beta"], t1=p["t1"], index="squared_error",
-                                  steps=20, nodes=11, max_iter=1000, tol=1e-6)
+        cls = SynthesisClassifier if kind == "class" else SynthesisRegressor
+        return cls(beta=p["beta"], t1=p["t1"], index="squared_error", steps=20, nodes=11,
+                   max_iter=1000, tol=1e-6)
     if method in ("hebbian", "pinv"):
         return _Linear(method)
     if method == "knn":   # a grid value above the training-set size means all of it
