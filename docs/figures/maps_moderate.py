@@ -25,7 +25,8 @@ instead of in this process: a run that stops resumes there, and ``--out DIR
 --report-only`` writes the outputs from the cells already in it (as ``--from-parquet``
 does from the parquet).
 
-    PYTHONPATH=src .venv/bin/python docs/figures/maps_moderate.py [--run smooth10|hetero10|digits10] \\
+    PYTHONPATH=src .venv/bin/python docs/figures/maps_moderate.py \\
+        [--run smooth10|hetero10|digits10] \\
         [--from-parquet | --out DIR [--report-only]]
 """
 
