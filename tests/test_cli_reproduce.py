@@ -121,6 +121,8 @@ def test_reproduce_through_the_engine_resumes_and_matches_in_process(tmp_path):
     assert res.exit_code == 0, res.output
     assert "sweep 'general': 2 cells, 2 computed" in res.output
     assert (eng / "sweep" / "autoassoc" / "manifest.json").is_file()
+    assert (eng / "general_verdicts.png").is_file()   # where the general programs win
+    assert "where they win" in (eng / "report.html").read_text()
     res = runner.invoke(app, [*args, "--out", str(eng), "--workers", "1"])   # resume
     assert res.exit_code == 0, res.output
     assert "sweep 'autoassoc': 4 cells, 0 computed, 4 already done" in res.output

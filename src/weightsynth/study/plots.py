@@ -274,6 +274,8 @@ def general_verdicts(comp: pd.DataFrame, split: str = "test"):
     ``claims.general_comparison``) and labelled with it in points of accuracy, bold where
     the 95% interval excludes 0. Settings without results stay blank."""
     c = comp[comp.split == split]
+    if "samples_per_exemplar" not in c:  # results from before the column: one group
+        c = c.assign(samples_per_exemplar=0)
     methods = sorted(c.method.unique())
     rivals = [r for r in LABELS if r in set(c.rival)]
     rows = sorted({(int(k), float(t)) for k, t in zip(c.samples_per_exemplar, c.t1,
@@ -302,7 +304,8 @@ def general_verdicts(comp: pd.DataFrame, split: str = "test"):
                 if cols[b][0] != cols[b - 1][0]:
                     ax.axvline(b - 0.5, color="black", lw=0.8)
             ax.set_xticks(range(len(cols)), [f"{ld:g}" for _, ld in cols], fontsize=6)
-            ax.set_yticks(range(len(rows)), [f"{k}/ex, t1={t:g}" for k, t in rows]
+            ax.set_yticks(range(len(rows)), [f"{k}/ex, t1={t:g}" if k else f"t1={t:g}"
+                                             for k, t in rows]
                           if j == 0 else [], fontsize=6)
             ax.set_xlabel("load; noise " + " | ".join(f"{z:g}" for z in noises), fontsize=6)
             ax.set_title(f"{LABELS.get(m, m).removeprefix('general: ')} - {LABELS[rival]}",

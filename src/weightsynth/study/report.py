@@ -51,6 +51,10 @@ FIGURE_CAPTIONS = {
     "general": "General recall indices: bit accuracy at t1 of the programs "
                "synthesized for the terminal output correlation and the terminal squared "
                "error, against the baselines on the same samples (mean and 95% interval).",
+    "general_verdicts": "General recall indices, where they win: per setting, the mean "
+                        "paired difference of bit accuracy at t1 on fresh samples, program "
+                        "minus rule, in points of accuracy; bold where the 95% interval "
+                        "excludes 0.",
 }
 
 
@@ -132,16 +136,18 @@ def _general_section(details: dict) -> str:
     worse = comp[comp.verdict == "worse"]
     better = comp[comp.verdict == "better"]
     return f"""<h2>General recall indices</h2>
-<p>Programs W(t) synthesized by the forward-backward sweep (docs/derivation.md section 7) for the
-terminal output correlation -sum_r g(z_r(t1)).theta_r and the terminal squared output error
+<p>Programs W(t) synthesized by the solver of <code>general_solver</code> (by default the
+feedback solver, docs/general.md) for the terminal output correlation
+-sum_r g(z_r(t1)).theta_r and the terminal squared output error
 sum_r ||g(z_r(t1)) - theta_r||^2, each with the weight penalty (1/(2 beta)) int ||W||^2 dt,
-starting from W*. They run in the same network N and are scored on sign(z(t1)) against the
-same training and fresh samples as the rules (paired by seed). Of {len(comp)} comparisons
-(index x rival x split x setting), {len(better)} are significantly better and {len(worse)}
-significantly worse. These indices reward the outputs at t1 only while the penalty grows
-with t1, so a long horizon at beta = 1/n pushes their optimum towards W = 0; the solver's
-convergence is reported in the claims table (a program stopped by the iteration cap is
-counted, not hidden).</p>
+starting from W* (scaled down where it costs more than W = 0). They run in the same
+network N and are scored on sign(z(t1)) against the same training and fresh samples as the
+rules (paired by seed). Of {len(comp)} comparisons (index x rival x split x setting),
+{len(better)} are significantly better and {len(worse)} significantly worse. These indices
+reward the outputs at t1 only while the penalty grows with t1, so at long horizons they
+also have a stationary point near W = 0 where the outputs decay (docs/general.md, "Long
+horizons"); the solver's convergence is reported in the claims table (a program stopped by
+the iteration cap is counted, not hidden).</p>
 {_detail("General indices per setting: general program - rival, bit accuracy at t1", comp)}
 """
 

@@ -101,8 +101,10 @@ def run_engine(config: StudyConfig, out, *, scheduler: str | None = None,
     return tidy(frames), errs, summaries
 
 
-def make_figures(df: pd.DataFrame, config: StudyConfig) -> dict[str, dict[str, bytes]]:
-    """All figures as {name: {"png": bytes, "svg": bytes}}."""
+def make_figures(df: pd.DataFrame, config: StudyConfig,
+                 details: dict | None = None) -> dict[str, dict[str, bytes]]:
+    """All figures as {name: {"png": bytes, "svg": bytes}}; ``details`` (from
+    :func:`~weightsynth.study.claims.decide_claims`) adds the general indices' verdict map."""
     c = config
     beta, t1, n = min(c.beta), min(c.t1), min(c.n)
     pad = max(max(1, round(ld * n)) for ld in c.loads)
@@ -127,6 +129,9 @@ def make_figures(df: pd.DataFrame, config: StudyConfig) -> dict[str, dict[str, b
     }
     if (df.protocol == "general").any():
         figs["general"] = plots.general_figure(df)
+        comp = (details or {}).get("general")
+        if comp is not None and len(comp):
+            figs["general_verdicts"] = plots.general_verdicts(comp)
     if (df.protocol == "maps").any():
         figs["maps_error"] = maps_report.error_figure(df)
         figs["maps_confusion"] = maps_report.confusion_figure(df)
@@ -166,7 +171,7 @@ def run_study(config: StudyConfig, out, progress: bool = True, *, engine: bool =
     else:
         df = run_all(config, progress)
     claims, details = decide_claims(df, config)
-    figures = make_figures(df, config)
+    figures = make_figures(df, config, details)
     elapsed = time.perf_counter() - start
     _write(out / "results.parquet", _parquet_bytes(df))
     _write(out / "claims.csv", claims.to_csv(index=False).encode())
