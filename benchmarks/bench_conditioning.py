@@ -112,6 +112,44 @@ def pcg_iterations(mv, b, prec, rtol=1e-6, cap=2000):
     return cap
 
 
+def band_structure(V, theta, w) -> dict:
+    """Where a band of modes V (columns, in the solver's variables P_k = sqrt(w_k) W_k^T on
+    T nodes) lives: their least share within the first 1, 3 and 5 Legendre time profiles
+    (weighted by sqrt(w), as the variables are); the dimensions of W's output- and input-side
+    spaces that hold 99% of the mass of their 5-profile components; and the share of their
+    mass in the span of the distinct targets on each side of W."""
+    T, n = len(w), theta.shape[1]
+    modes = V.T.reshape(-1, T, n, n)  # (k, T, n, n), each node block C = W^T
+    u = np.linspace(-1.0, 1.0, T)
+
+    def profiles(count):
+        B = np.stack([np.sqrt(w) * np.polynomial.legendre.Legendre.basis(j)(u)
+                      for j in range(count)], axis=1)
+        return np.linalg.qr(B)[0]
+
+    share = {}
+    for count in (1, 3, 5):
+        Q = profiles(count)
+        share[count] = round(float(min(np.sum(np.tensordot(Q.T, m, axes=1) ** 2)
+                                       / np.sum(m ** 2) for m in modes)), 4)
+    comps = np.concatenate([np.tensordot(profiles(5).T, m, axes=1) for m in modes])
+
+    def dims(blocks):
+        s = np.linalg.svd(np.concatenate(list(blocks), axis=1), compute_uv=False)
+        return int(np.searchsorted(np.cumsum(s ** 2) / np.sum(s ** 2), 0.99)) + 1
+
+    E = np.linalg.qr(np.unique(np.sign(theta), axis=0).T)[0]  # the distinct targets
+    total = float(np.sum(modes ** 2))
+    return dict(least_share_in_time_profiles={"1": share[1], "3": share[3], "5": share[5]},
+                dims_99pct=dict(output_side=dims(m.T for m in comps),
+                                input_side=dims(comps)),
+                share_in_targets_span=dict(
+                    output_side=round(float(np.sum((modes @ E) ** 2)) / total, 4),
+                    input_side=round(float(np.sum((np.swapaxes(modes, 2, 3) @ E) ** 2))
+                                     / total, 4)),
+                distinct_targets=int(E.shape[1]))
+
+
 def deflation(k: int, n: int, L: int) -> dict:
     """Target 1's squared-error case at t1 = 6 (data seed 1, from W*): its k largest and k
     smallest eigenpairs at the optimum, and conjugate gradients' iterations with 0, 8 and
@@ -124,6 +162,8 @@ def deflation(k: int, n: int, L: int) -> dict:
     solve_s = time.perf_counter() - t
     mv, P0, count = hessian_operator(p, np.asarray(r.program.W))
     shape, N = P0.shape, P0.size
+    w = np.ones(shape[0])
+    w[[0, -1]] = 0.5  # the trapezoid weights of the variables, up to the step
     top, Vt = eigsh(LinearOperator((N, N), matvec=mv, dtype=np.float64), k=k, which="LA",
                     tol=1e-3)
     top_products = count[0]
@@ -149,6 +189,8 @@ def deflation(k: int, n: int, L: int) -> dict:
                 smallest=np.round(bottom[ib], 2).tolist(),
                 largest_modes=[mode_structure(Vt[:, j].reshape(shape), P0) for j in it[:2]],
                 smallest_modes=[mode_structure(Vb[:, j].reshape(shape), P0) for j in ib[:2]],
+                largest_band=band_structure(Vt, theta, w),
+                smallest_band=band_structure(Vb, theta, w),
                 eigen_products=dict(largest=top_products, smallest=count[0] - top_products),
                 cg_iterations_1e6=cg)
 
