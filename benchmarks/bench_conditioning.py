@@ -26,8 +26,10 @@ gradients' bound), whatever the grid.
 largest and K smallest eigenpairs, and the iterations of conjugate gradients on the
 Hessian at the optimum (a random right-hand side, residual reduced by 1e-6: the linear
 tail of a Krylov-type method there) without and with those modes deflated (mapped to
-curvature 1/beta by a spectral preconditioner): how many modes a preconditioner would have
-to capture (JSON default benchmarks/results/conditioning_deflation.json).
+curvature 1/beta by a spectral preconditioner), and with a Galerkin correction on a
+subspace the data name instead (W = p(t) Q Y Q^T, Q the targets' span, p constant or up to
+quadratic): how many modes a preconditioner would have to capture, and whether the data
+can name them (JSON default benchmarks/results/conditioning_deflation.json).
 
 ``--quick``: n = 32, L = 10 (seconds). ``--target2``: also target 2's correlation case
 (random targets, n = L = 256, beta = 0.5, t1 = 1, from W = 0) on the coarse grid alone
@@ -150,6 +152,32 @@ def band_structure(V, theta, w) -> dict:
                 distinct_targets=int(E.shape[1]))
 
 
+def targets_subspace(mv, shape, theta, w, profiles: int):
+    """(apply S^T, apply S, the Hessian restricted to S, products): S = {p(t) Q Y Q^T}, p in
+    the first ``profiles`` Legendre time profiles (sqrt(w)-weighted, orthonormal), Q an
+    orthonormal basis of the distinct targets' span, in the solver's variables (C = W^T;
+    Q Y Q^T and its transpose span the same set). H_S = S^T H S from one product per basis
+    vector."""
+    T, n, _ = shape
+    u = np.linspace(-1.0, 1.0, T)
+    B = np.stack([np.sqrt(w) * np.polynomial.legendre.Legendre.basis(j)(u)
+                  for j in range(profiles)], axis=1)
+    q = np.linalg.qr(B)[0]
+    Q = np.linalg.qr(np.unique(np.sign(theta), axis=0).T)[0]
+    K = Q.shape[1]
+
+    def coeffs(x):
+        return np.einsum("kj,kab->jab", q, np.einsum("ia,kij,jb->kab", Q, x.reshape(shape),
+                                                      Q)).ravel()
+
+    def expand(c):
+        return np.einsum("kj,jab,ia,lb->kil", q, c.reshape(profiles, K, K), Q, Q).ravel()
+
+    m = profiles * K * K
+    HS = np.column_stack([coeffs(mv(expand(e))) for e in np.eye(m)])
+    return coeffs, expand, 0.5 * (HS + HS.T), m
+
+
 def deflation(k: int, n: int, L: int) -> dict:
     """Target 1's squared-error case at t1 = 6 (data seed 1, from W*): its k largest and k
     smallest eigenpairs at the optimum, and conjugate gradients' iterations with 0, 8 and
@@ -164,12 +192,13 @@ def deflation(k: int, n: int, L: int) -> dict:
     shape, N = P0.shape, P0.size
     w = np.ones(shape[0])
     w[[0, -1]] = 0.5  # the trapezoid weights of the variables, up to the step
+    v0 = np.random.default_rng(1).standard_normal(N)  # ARPACK's start: a fixed one
     top, Vt = eigsh(LinearOperator((N, N), matvec=mv, dtype=np.float64), k=k, which="LA",
-                    tol=1e-3)
+                    tol=1e-3, v0=v0)
     top_products = count[0]
     sigma = 1.01 * float(top.max())
-    vals, Vb = eigsh(LinearOperator((N, N), matvec=lambda v: sigma * v - mv(v),
-                                    dtype=np.float64), k=k, which="LA", tol=1e-3, maxiter=20000)
+    shifted = LinearOperator((N, N), matvec=lambda v: sigma * v - mv(v), dtype=np.float64)
+    vals, Vb = eigsh(shifted, k=k, which="LA", tol=1e-3, maxiter=20000, v0=v0)
     bottom = sigma - vals
     it, ib = np.argsort(top)[::-1], np.argsort(bottom)
     b = np.random.default_rng(0).standard_normal(N)
@@ -183,6 +212,16 @@ def deflation(k: int, n: int, L: int) -> dict:
             return x - V @ c + V @ (c / (beta * lam))
 
         cg[f"top {kt}, bottom {kb}"] = pcg_iterations(mv, b, prec)
+    for profiles in (1, 3):  # a subspace the data name instead of computed modes
+        coeffs, expand, HS, m = targets_subspace(mv, shape, theta, w, profiles)
+        HSi = np.linalg.inv(HS)
+
+        def prec(x, coeffs=coeffs, expand=expand, HSi=HSi):  # Galerkin correction on S
+            c = coeffs(x)
+            return x - expand(c) + expand(HSi @ c) / beta
+
+        cg[f"targets subspace, {profiles} time profile(s), {m} dimensions"] = (
+            pcg_iterations(mv, b, prec))
     return dict(n=n, L=L, index="squared_error", beta=beta, t1=6.0, start="W*", data_seed=1,
                 iterations=int(r.iterations), J=float(r.J), solve_seconds=round(solve_s, 2),
                 largest=np.round(top[it], 1).tolist(),
