@@ -28,8 +28,10 @@ Hessian at the optimum (a random right-hand side, residual reduced by 1e-6: the 
 tail of a Krylov-type method there) without and with those modes deflated (mapped to
 curvature 1/beta by a spectral preconditioner), and with a Galerkin correction on a
 subspace the data name instead (W = p(t) Q Y Q^T, Q the targets' span, p constant or up to
-quadratic): how many modes a preconditioner would have to capture, and whether the data
-can name them (JSON default benchmarks/results/conditioning_deflation.json).
+quadratic), its Hessian exact or modelled by the Gauss-Newton part (with the warm time of
+that model and of one gradient): how many modes a preconditioner would have to capture,
+and whether the data can name them cheaply (JSON default
+benchmarks/results/conditioning_deflation.json).
 
 ``--quick``: n = 32, L = 10 (seconds). ``--target2``: also target 2's correlation case
 (random targets, n = L = 256, beta = 0.5, t1 = 1, from W = 0) on the coarse grid alone
@@ -178,6 +180,35 @@ def targets_subspace(mv, shape, theta, w, profiles: int):
     return coeffs, expand, 0.5 * (HS + HS.T), m
 
 
+def gauss_newton_on(basis, p: ws.Problem, W, beta: float):
+    """The Hessian on the span of ``basis`` (m, T, n, n), orthonormal time-constant
+    directions in the solver's variables, modelled by its Gauss-Newton part: I / beta (the
+    effort, exact for W constant in time) plus J^T (d^2 terminal cost / dZ1^2) J, J the
+    sensitivities of the outputs Z(t1) along the basis from forward-mode products batched
+    over it (one forward pass with m tangents). Returns (H, seconds of the warm build)."""
+    T = W.shape[0]
+    spec, data = _spec_data(p, T, 1, "rk4", "weights")
+    sqw = fk.trapezoid_sqrt(data, spec)
+    P0 = fk.to_var(jnp.asarray(np.swapaxes(W, 1, 2)), None, sqw)
+
+    def outputs(P):
+        return fk.solve_S(fk.to_coef(P, None, sqw), data, spec)[0][-1]
+
+    def terminal(Z1):
+        return fk.terminal(Z1, data, spec)
+
+    Z1 = outputs(P0)
+    sens = jax.jit(jax.vmap(lambda v: jax.jvp(outputs, (P0,), (v,))[1]))
+    curv = jax.jit(jax.vmap(lambda v: jax.jvp(jax.grad(terminal), (Z1,), (v,))[1]))
+    B = jnp.asarray(basis)
+    for _ in range(2):  # the second build is the warm one
+        t = time.perf_counter()
+        J = sens(B)
+        G = np.asarray(jnp.einsum("ilj,klj->ik", J, curv(J)))
+        seconds = time.perf_counter() - t
+    return np.eye(len(basis)) / beta + 0.5 * (G + G.T), seconds
+
+
 def deflation(k: int, n: int, L: int) -> dict:
     """Target 1's squared-error case at t1 = 6 (data seed 1, from W*): its k largest and k
     smallest eigenpairs at the optimum, and conjugate gradients' iterations with 0, 8 and
@@ -222,6 +253,17 @@ def deflation(k: int, n: int, L: int) -> dict:
 
         cg[f"targets subspace, {profiles} time profile(s), {m} dimensions"] = (
             pcg_iterations(mv, b, prec))
+        if profiles == 1:  # the same with H_S modelled cheaply (gauss_newton_on)
+            basis = np.stack([expand(e).reshape(shape) for e in np.eye(m)])
+            HG, gn_seconds = gauss_newton_on(basis, p, np.asarray(r.program.W), beta)
+            HGi = np.linalg.inv(HG)
+
+            def prec(x, coeffs=coeffs, expand=expand, HGi=HGi):
+                c = coeffs(x)
+                return x - expand(c) + expand(HGi @ c) / beta
+
+            cg[f"targets subspace, 1 time profile, {m} dimensions, Gauss-Newton H_S"] = (
+                pcg_iterations(mv, b, prec))
     return dict(n=n, L=L, index="squared_error", beta=beta, t1=6.0, start="W*", data_seed=1,
                 iterations=int(r.iterations), J=float(r.J), solve_seconds=round(solve_s, 2),
                 largest=np.round(top[it], 1).tolist(),
@@ -231,7 +273,22 @@ def deflation(k: int, n: int, L: int) -> dict:
                 largest_band=band_structure(Vt, theta, w),
                 smallest_band=band_structure(Vb, theta, w),
                 eigen_products=dict(largest=top_products, smallest=count[0] - top_products),
+                gauss_newton_build_seconds=round(gn_seconds, 3),
+                gradient_seconds=round(_gradient_seconds(p, np.asarray(r.program.W)), 4),
                 cg_iterations_1e6=cg)
+
+
+def _gradient_seconds(p: ws.Problem, W, reps: int = 5) -> float:
+    """Warm time of one gradient of J at the nodes W (the solver's pass), for scale."""
+    spec, data = _spec_data(p, W.shape[0], 1, "rk4", "weights")
+    sqw = fk.trapezoid_sqrt(data, spec)
+    P0 = fk.to_var(jnp.asarray(np.swapaxes(W, 1, 2)), None, sqw)
+    g = jax.jit(jax.grad(lambda P: fk.cost(fk.to_coef(P, None, sqw), data, spec)))
+    g(P0).block_until_ready()
+    t = time.perf_counter()
+    for _ in range(reps):
+        g(P0).block_until_ready()
+    return (time.perf_counter() - t) / reps
 
 
 def _cg_factor(kappa):
