@@ -79,14 +79,25 @@ def spectrum(p: ws.Problem, W, k_small=6, k_large=4, tol=1e-4):
     return large, small, vecs[:, order].T.reshape(k_small, *shape), P0, count[0]
 
 
+def _variables(p: ws.Problem, W):
+    """(data, spec, sqw, P0): the feedback kernel's problem in weight coordinates on the
+    nodes of W (T, n, n), the trapezoid scaling, and the solver's variables there,
+    P_k = sqrt(w_k) C_k with C_k = W_k^T."""
+    spec, data = _spec_data(p, W.shape[0], 1, "rk4", "weights")
+    sqw = fk.trapezoid_sqrt(data, spec)
+    return data, spec, sqw, fk.to_var(jnp.asarray(np.swapaxes(W, 1, 2)), None, sqw)
+
+
+def _cost(data, spec, sqw):
+    """J as a function of the solver's variables P."""
+    return lambda P: fk.cost(fk.to_coef(P, None, sqw), data, spec)
+
+
 def hessian_operator(p: ws.Problem, W):
     """(matvec on flat vectors, P0, product counter): J's Hessian in the trapezoid-scaled
     weight variables at the nodes W (T, n, n), by forward-over-reverse."""
-    T = W.shape[0]
-    spec, data = _spec_data(p, T, 1, "rk4", "weights")
-    sqw = fk.trapezoid_sqrt(data, spec)
-    P0 = fk.to_var(jnp.asarray(np.swapaxes(W, 1, 2)), None, sqw)  # the solver's C_k = W_k^T
-    grad = jax.grad(lambda P: fk.cost(fk.to_coef(P, None, sqw), data, spec))
+    data, spec, sqw, P0 = _variables(p, W)
+    grad = jax.grad(_cost(data, spec, sqw))
     hvp = jax.jit(lambda v: jax.jvp(grad, (P0,), (v,))[1])
     shape, count = P0.shape, [0]
 
@@ -116,6 +127,20 @@ def pcg_iterations(mv, b, prec, rtol=1e-6, cap=2000):
     return cap
 
 
+def _time_profiles(w, count: int):
+    """(T, count): the first ``count`` Legendre polynomials on the T nodes, weighted by
+    sqrt(w) as the solver's variables are, orthonormalized."""
+    u = np.linspace(-1.0, 1.0, len(w))
+    B = np.stack([np.sqrt(w) * np.polynomial.legendre.Legendre.basis(j)(u)
+                  for j in range(count)], axis=1)
+    return np.linalg.qr(B)[0]
+
+
+def _targets_basis(theta):
+    """(n, K): an orthonormal basis of the span of the K distinct targets."""
+    return np.linalg.qr(np.unique(np.sign(theta), axis=0).T)[0]
+
+
 def band_structure(V, theta, w) -> dict:
     """Where a band of modes V (columns, in the solver's variables P_k = sqrt(w_k) W_k^T on
     T nodes) lives: their least share within the first 1, 3 and 5 Legendre time profiles
@@ -124,25 +149,18 @@ def band_structure(V, theta, w) -> dict:
     mass in the span of the distinct targets on each side of W."""
     T, n = len(w), theta.shape[1]
     modes = V.T.reshape(-1, T, n, n)  # (k, T, n, n), each node block C = W^T
-    u = np.linspace(-1.0, 1.0, T)
-
-    def profiles(count):
-        B = np.stack([np.sqrt(w) * np.polynomial.legendre.Legendre.basis(j)(u)
-                      for j in range(count)], axis=1)
-        return np.linalg.qr(B)[0]
-
     share = {}
     for count in (1, 3, 5):
-        Q = profiles(count)
+        Q = _time_profiles(w, count)
         share[count] = round(float(min(np.sum(np.tensordot(Q.T, m, axes=1) ** 2)
                                        / np.sum(m ** 2) for m in modes)), 4)
-    comps = np.concatenate([np.tensordot(profiles(5).T, m, axes=1) for m in modes])
+    comps = np.concatenate([np.tensordot(_time_profiles(w, 5).T, m, axes=1) for m in modes])
 
     def dims(blocks):
         s = np.linalg.svd(np.concatenate(list(blocks), axis=1), compute_uv=False)
         return int(np.searchsorted(np.cumsum(s ** 2) / np.sum(s ** 2), 0.99)) + 1
 
-    E = np.linalg.qr(np.unique(np.sign(theta), axis=0).T)[0]  # the distinct targets
+    E = _targets_basis(theta)
     total = float(np.sum(modes ** 2))
     return dict(least_share_in_time_profiles={"1": share[1], "3": share[3], "5": share[5]},
                 dims_99pct=dict(output_side=dims(m.T for m in comps),
@@ -160,12 +178,7 @@ def targets_subspace(mv, shape, theta, w, profiles: int):
     orthonormal basis of the distinct targets' span, in the solver's variables (C = W^T;
     Q Y Q^T and its transpose span the same set). H_S = S^T H S from one product per basis
     vector."""
-    T, n, _ = shape
-    u = np.linspace(-1.0, 1.0, T)
-    B = np.stack([np.sqrt(w) * np.polynomial.legendre.Legendre.basis(j)(u)
-                  for j in range(profiles)], axis=1)
-    q = np.linalg.qr(B)[0]
-    Q = np.linalg.qr(np.unique(np.sign(theta), axis=0).T)[0]
+    q, Q = _time_profiles(w, profiles), _targets_basis(theta)
     K = Q.shape[1]
 
     def coeffs(x):
@@ -186,10 +199,7 @@ def gauss_newton_on(basis, p: ws.Problem, W, beta: float):
     effort, exact for W constant in time) plus J^T (d^2 terminal cost / dZ1^2) J, J the
     sensitivities of the outputs Z(t1) along the basis from forward-mode products batched
     over it (one forward pass with m tangents). Returns (H, seconds of the warm build)."""
-    T = W.shape[0]
-    spec, data = _spec_data(p, T, 1, "rk4", "weights")
-    sqw = fk.trapezoid_sqrt(data, spec)
-    P0 = fk.to_var(jnp.asarray(np.swapaxes(W, 1, 2)), None, sqw)
+    data, spec, sqw, P0 = _variables(p, W)
 
     def outputs(P):
         return fk.solve_S(fk.to_coef(P, None, sqw), data, spec)[0][-1]
@@ -207,6 +217,18 @@ def gauss_newton_on(basis, p: ws.Problem, W, beta: float):
         G = np.asarray(jnp.einsum("ilj,klj->ik", J, curv(J)))
         seconds = time.perf_counter() - t
     return np.eye(len(basis)) / beta + 0.5 * (G + G.T), seconds
+
+
+def _galerkin(coeffs, expand, H, beta: float):
+    """The preconditioner x - S S^T x + S (beta H)^{-1} S^T x: S's part of x to curvature
+    1/beta by H (the Hessian on S, or a model of it), the rest as is."""
+    Hi = np.linalg.inv(H)
+
+    def prec(x):
+        c = coeffs(x)
+        return x - expand(c) + expand(Hi @ c) / beta
+
+    return prec
 
 
 def deflation(k: int, n: int, L: int) -> dict:
@@ -245,25 +267,13 @@ def deflation(k: int, n: int, L: int) -> dict:
         cg[f"top {kt}, bottom {kb}"] = pcg_iterations(mv, b, prec)
     for profiles in (1, 3):  # a subspace the data name instead of computed modes
         coeffs, expand, HS, m = targets_subspace(mv, shape, theta, w, profiles)
-        HSi = np.linalg.inv(HS)
-
-        def prec(x, coeffs=coeffs, expand=expand, HSi=HSi):  # Galerkin correction on S
-            c = coeffs(x)
-            return x - expand(c) + expand(HSi @ c) / beta
-
         cg[f"targets subspace, {profiles} time profile(s), {m} dimensions"] = (
-            pcg_iterations(mv, b, prec))
+            pcg_iterations(mv, b, _galerkin(coeffs, expand, HS, beta)))
         if profiles == 1:  # the same with H_S modelled cheaply (gauss_newton_on)
             basis = np.stack([expand(e).reshape(shape) for e in np.eye(m)])
             HG, gn_seconds = gauss_newton_on(basis, p, np.asarray(r.program.W), beta)
-            HGi = np.linalg.inv(HG)
-
-            def prec(x, coeffs=coeffs, expand=expand, HGi=HGi):
-                c = coeffs(x)
-                return x - expand(c) + expand(HGi @ c) / beta
-
             cg[f"targets subspace, 1 time profile, {m} dimensions, Gauss-Newton H_S"] = (
-                pcg_iterations(mv, b, prec))
+                pcg_iterations(mv, b, _galerkin(coeffs, expand, HG, beta)))
     return dict(n=n, L=L, index="squared_error", beta=beta, t1=6.0, start="W*", data_seed=1,
                 iterations=int(r.iterations), J=float(r.J), solve_seconds=round(solve_s, 2),
                 largest=np.round(top[it], 1).tolist(),
@@ -280,10 +290,8 @@ def deflation(k: int, n: int, L: int) -> dict:
 
 def _gradient_seconds(p: ws.Problem, W, reps: int = 5) -> float:
     """Warm time of one gradient of J at the nodes W (the solver's pass), for scale."""
-    spec, data = _spec_data(p, W.shape[0], 1, "rk4", "weights")
-    sqw = fk.trapezoid_sqrt(data, spec)
-    P0 = fk.to_var(jnp.asarray(np.swapaxes(W, 1, 2)), None, sqw)
-    g = jax.jit(jax.grad(lambda P: fk.cost(fk.to_coef(P, None, sqw), data, spec)))
+    data, spec, sqw, P0 = _variables(p, W)
+    g = jax.jit(jax.grad(_cost(data, spec, sqw)))
     g(P0).block_until_ready()
     t = time.perf_counter()
     for _ in range(reps):
