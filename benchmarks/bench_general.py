@@ -16,7 +16,7 @@ ratios within one run.
 
     .venv/bin/python benchmarks/bench_general.py [--targets 1,2,3,4,5,6] [--quick]
         [--ridge R] [--ridge-min R] [--coordinates auto|factor|weights]
-        [--coarse auto|none|T1,T2...] [--surrogate auto|off]
+        [--coarse auto|none|T1,T2...] [--surrogate auto|off] [--subspace auto|off]
 
 ``--ridge``, ``--ridge-min``: the feedback solver's metric ridge (start, floor of the
 continuation) in targets 1 and 2 (default: the solver's; equal values: a fixed ridge).
@@ -25,7 +25,9 @@ or W itself; default the solver's "auto", which takes weights at L >= n / 4). Ea
 names the coordinates used. ``--coarse``: the coarse grids solved first in targets 1 and 2
 ("none": the full grid only; default the solver's "auto"). ``--surrogate off``: the
 correlation index without its saturation surrogate (records of runs with it give
-``surrogate_iterations``, counted within the coarse grid's). Target 5 measures the factor
+``surrogate_iterations``, counted within the coarse grid's). ``--subspace off``: L-BFGS
+without the targets-subspace model at long horizons (records of runs with it give
+``subspace_rank`` and ``iterations_per_stage``). Target 5 measures the factor
 form's pass; target 6 the order of both parametrizations.
 """
 
@@ -81,6 +83,11 @@ def _record(res, secs, **kw):
         per = _steps(res.history, ["run", "nodes"]).groupby(level="nodes").sum()
         kw = dict(kw, coarse=list(res.settings["coarse"]),
                   iterations_per_grid={int(T): int(c) for T, c in per.items()})
+    if res.settings.get("subspace"):  # the last stage is where the model works
+        per = _steps(res.history, ["run", "t1", "nodes"])
+        kw = dict(kw, subspace_rank=res.settings["subspace"]["rank"],
+                  iterations_per_stage={f"{r}:{t:g}:{T}": int(c) for (r, t, T), c in
+                                        per.items()})
     if res.settings.get("surrogate"):  # those of the surrogate stage, within the coarse grid's
         h = res.history[res.history["surrogate"]]
         kw = dict(kw, surrogate_iterations=int(_steps(h, ["run"]).sum()))
@@ -294,6 +301,8 @@ def main(argv=None):
     ap.add_argument("--coarse", default=None,
                     help="coarse node counts solved first in targets 1 and 2: auto, none, "
                          "or T1,T2,...")
+    ap.add_argument("--subspace", default=None, choices=("auto", "off"),
+                    help="the targets-subspace model of L-BFGS at long horizons, targets 1, 2")
     ap.add_argument("--surrogate", default=None, choices=("auto", "off"),
                     help="the correlation index's saturation surrogate in targets 1 and 2")
     ap.add_argument("--out", default=None)
@@ -304,6 +313,8 @@ def main(argv=None):
     if a.coarse is not None:
         FEEDBACK_KW["coarse"] = (a.coarse if a.coarse == "auto" else () if a.coarse == "none"
                                  else tuple(int(x) for x in a.coarse.split(",")))
+    if a.subspace is not None:
+        FEEDBACK_KW["subspace"] = "auto" if a.subspace == "auto" else False
     if a.surrogate is not None:
         FEEDBACK_KW["surrogate"] = "auto" if a.surrogate == "auto" else False
     out = {"load_average_start": os.getloadavg(), "cpu_count": os.cpu_count(),

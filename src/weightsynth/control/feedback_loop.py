@@ -7,7 +7,9 @@ J / scale over P_k = sqrt(w_k) R_k C_k (R_k^T R_k = K(t_k) + eps, the L2 metric 
 trials run inside one compiled ``lax.while_loop`` of at most ``chunk`` accepted steps, which
 stops early on convergence, a run of failed trials or a small change in J; only the per-step
 history crosses to Python. Every ``refresh`` accepted steps the metric is rebuilt along the
-current trajectory and L-BFGS restarts.
+current trajectory and L-BFGS restarts. In weight coordinates at long horizons the
+recursion starts from the targets' subspace model instead of gamma I (feedback_subspace),
+rebuilt every ``subspace_refresh`` accepted steps without a restart.
 
 Why not optimistix's or optax's L-BFGS: on these 1 MB variables optimistix 0.1.0 spends
 10 ms (history 5) to 50 ms (history 20) per step beyond the 24 ms evaluation of J and its
@@ -27,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import feedback_kernel as fk
+from . import feedback_subspace as fs
 
 #: starting ridge of the metric, relative to each node's mean eigenvalue of K: samples that
 #: reach the same attractor make K (nearly) singular, and without it R^-1 amplifies their
@@ -56,6 +59,12 @@ class Options:
     max_rejections: int
     ridge: float = RIDGE
     ridge_min: float = RIDGE_MIN
+    #: weight coordinates only: Q (n, K), the basis of the targets' span whose subspace
+    #: model starts the two-loop recursion (feedback_subspace); None: gamma I
+    subspace: jax.Array | None = None
+    subspace_refresh: int = fs.REFRESH
+    #: stages whose horizon is at most this long run without the subspace (feedback.py)
+    subspace_min_span: float = 0.0
 
 
 class State(eqx.Module):
@@ -76,7 +85,7 @@ class State(eqx.Module):
 
 
 def _objective(P, args):
-    data, spec, R, sqw, scale = args
+    data, spec, R, sqw, scale, _ = args
     C = fk.to_coef(P, R, sqw).astype(data.Z0.dtype)
     return (fk.cost(C, data, spec) / scale).astype(P.dtype)
 
@@ -85,9 +94,14 @@ def _vdot(u, v):
     return jnp.sum(u * v)
 
 
-def _direction(g, S, Yd, rho, head, gamma):
-    """-H g by the two-loop recursion over the ring, newest pair first; slots with rho = 0
-    contribute nothing."""
+def _h0(x, gamma, sub):
+    """The initial inverse Hessian: gamma I, or the subspace model's (feedback_subspace)."""
+    return gamma * x if sub is None else sub.apply(x, gamma)
+
+
+def _direction(g, S, Yd, rho, head, gamma, sub=None):
+    """-H g by the two-loop recursion over the ring, newest pair first, from H0 =
+    :func:`_h0`; slots with rho = 0 contribute nothing."""
     m = rho.shape[0]
     order = [(head + i) % m for i in range(m)]  # oldest to newest
     q, alphas = g, [None] * m
@@ -95,7 +109,7 @@ def _direction(g, S, Yd, rho, head, gamma):
         k = order[i]
         alphas[i] = rho[k] * _vdot(S[k], q)
         q = q - alphas[i] * Yd[k]
-    r = gamma * q
+    r = _h0(q, gamma, sub)
     for i in range(m):
         k = order[i]
         r = r + S[k] * (alphas[i] - rho[k] * _vdot(Yd[k], r))
@@ -104,11 +118,13 @@ def _direction(g, S, Yd, rho, head, gamma):
 
 @eqx.filter_jit
 def _init(y, args, m: int):
-    """A fresh state at y: J, its gradient, no pairs, the steepest-descent direction."""
+    """A fresh state at y: J, its gradient, no pairs, the direction -H0 g (H0 = I without
+    a subspace: steepest descent)."""
     f, g = jax.value_and_grad(_objective)(y, args)
     z = jnp.zeros((m, *y.shape), y.dtype)
     one = jnp.ones((), y.dtype)
-    return State(y, f, g, z, z, jnp.zeros((m,), y.dtype), jnp.asarray(0), one, -g, one)
+    return State(y, f, g, z, z, jnp.zeros((m,), y.dtype), jnp.asarray(0), one,
+                 -_h0(g, one, args[5]), one)
 
 
 @eqx.filter_jit
@@ -119,7 +135,7 @@ def _chunk(state: State, args, limit, stop_res, ftol, max_rej, *, size: int):
     running, 1 residual <= stop_res, 2 max_rej non-finite trials in a row, 3 max_rej
     rejected trials in a row, 4 |dJ| <= ftol |J|.
     """
-    scale = args[-1]
+    scale, sub = args[4], args[5]
     hist = jnp.full((size, 3), jnp.nan, state.y.dtype)
 
     def cond(c):
@@ -143,13 +159,16 @@ def _chunk(state: State, args, limit, stop_res, ftol, max_rej, *, size: int):
         Yd = st.Yd.at[h].set(jnp.where(keep, yd, st.Yd[h]))
         rho = st.rho.at[h].set(jnp.where(keep, 1 / sy, st.rho[h]))
         head = jnp.where(keep, (h + 1) % rho.shape[0], h)
-        gamma = jnp.where(keep, sy / _vdot(yd, yd), st.gamma)
+        gamma_new = sy / _vdot(yd, yd)
+        if sub is not None:  # the scaling of the complement of the subspace
+            gamma_new = sub.gamma(s, yd, gamma_new)
+        gamma = jnp.where(keep, gamma_new, st.gamma)
         y, f, g = (jnp.where(ok, new, old) for new, old in
                    ((y_t, st.y), (f_t, st.f), (g_t, st.g)))
-        d = _direction(g, S, Yd, rho, head, gamma)
-        descent = _vdot(g, d) < 0  # else (round-off): forget the pairs, steepest descent
+        d = _direction(g, S, Yd, rho, head, gamma, sub)
+        descent = _vdot(g, d) < 0  # else (round-off): forget the pairs, -H0 g
         rho = jnp.where(descent, rho, 0)
-        d = jnp.where(descent, d, -gamma * g)
+        d = jnp.where(descent, d, -_h0(g, gamma, sub))
         # rejected: safeguarded quadratic interpolation of f along d, in [a/10, a/2]
         a_q = -gd * st.a**2 / (2 * (f_t - st.f - gd * st.a))
         a_rej = jnp.where(finite, jnp.clip(a_q, 0.1 * st.a, 0.5 * st.a), 0.5 * st.a)
@@ -171,16 +190,15 @@ def _chunk(state: State, args, limit, stop_res, ftol, max_rej, *, size: int):
     return acc, state, hist, code
 
 
-def _restart(C, R_old, data, spec, sqw, opt: Options, scale, ridge):
+def _restart(C, R_old, data, spec, sqw, opt: Options, scale, ridge, sub=None):
     """A fresh metric (of this ``ridge``) along C's trajectory, the variable P for C, and a
-    fresh L-BFGS state with J and its gradient at C."""
+    fresh L-BFGS state with J and its gradient at C (H0 from ``sub``, if any)."""
     R = (fk.metric_factor(C, data, spec, jnp.asarray(ridge, C.dtype)) if opt.precondition
          else None)
     if R is not None and not bool(jnp.all(jnp.isfinite(R))):
         R = R_old
     y = fk.to_var(C, R, sqw).astype(C.dtype)
-    args = (data, spec, R, sqw, scale)
-    return R, _init(y, args, opt.history_length)
+    return R, _init(y, (data, spec, R, sqw, scale, sub), opt.history_length)
 
 
 def _next_ridge(ridge: float, J_ref: float, J_now: float, opt: Options):
@@ -204,13 +222,16 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
     if not (np.isfinite(J) and np.isfinite(res)):
         raise ValueError("the initial program W0 gives a non-finite J or gradient")
     scale = jnp.asarray(max(res, 1e-300), dt)
+    sub = None
     if res > 0:
-        R, state = _restart(C, None, data, spec, sqw, opt, scale, ridge)
+        if opt.subspace is not None and opt.max_iter > it0:
+            sub = fs.build(fk.to_var(C, None, sqw), opt.subspace, data, spec, sqw, scale)
+        R, state = _restart(C, None, data, spec, sqw, opt, scale, ridge, sub)
     stop_res = max(opt.gtol, opt.rtol * res) if stop_res is None else stop_res
     t1 = float(data.t1)
     rows = [dict(iteration=it0, J=J, residual=res, t1=t1, evals=1,
                  seconds=time.perf_counter() - t_start)]
-    it, since, evals, J_ref = it0, 0, 1, J
+    it, since, evals, J_ref, since_sub = it0, 0, 1, J, 0
     converged = res <= stop_res
     reason = f"stationarity residual {res:.3g} <= {stop_res:.3g} at the start (of the stage)"
     while not converged:
@@ -220,11 +241,17 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
         if opt.precondition and since >= opt.refresh:
             C = fk.to_coef(state.y, R, sqw).astype(dt)
             ridge, J_ref = _next_ridge(ridge, J_ref, float(state.f * scale), opt)
-            R, state = _restart(C, R, data, spec, sqw, opt, scale, ridge)
+            R, state = _restart(C, R, data, spec, sqw, opt, scale, ridge, sub)
             since, evals = 0, evals + 1
         limit = min(opt.max_iter - it, opt.refresh - since if opt.precondition else opt.max_iter)
+        if sub is not None:  # the model follows the trajectory; the pairs are kept
+            if since_sub >= opt.subspace_refresh:
+                new = fs.build(state.y, opt.subspace, data, spec, sqw, scale)
+                sub = sub if new is None else new
+                since_sub = 0
+            limit = min(limit, opt.subspace_refresh - since_sub)
         acc, state, hist, code = _chunk(
-            state, (data, spec, R, sqw, scale), jnp.asarray(limit),
+            state, (data, spec, R, sqw, scale, sub), jnp.asarray(limit),
             jnp.asarray(stop_res, dt), jnp.asarray(opt.ftol, dt),
             jnp.asarray(opt.max_rejections), size=opt.chunk)
         acc, code, hist = int(acc), int(code), np.asarray(hist)
@@ -232,7 +259,7 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
             rows.append(dict(iteration=it + k + 1, J=hist[k, 0], residual=hist[k, 1], t1=t1,
                              evals=evals + int(hist[k, 2]),
                              seconds=time.perf_counter() - t_start))
-        it, since = it + acc, since + acc
+        it, since, since_sub = it + acc, since + acc, since_sub + acc
         evals = rows[-1]["evals"] if acc else evals
         if bar is not None:
             bar.update(acc)

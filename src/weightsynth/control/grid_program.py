@@ -34,6 +34,15 @@ def interp_nodes(nodes, t, t0, t1):
     return nodes[k] + s * (nodes[k + 1] - nodes[k])
 
 
+def resample_nodes(nodes, T: int):
+    """Node values (T_c, ...) of a piecewise-linear function of (t - t0) / (t1 - t0), at T
+    uniform nodes of the same span (the programs' own interpolation, :func:`interp_nodes`)."""
+    if nodes.shape[0] == T:
+        return nodes
+    u = jnp.linspace(0.0, 1.0, T, dtype=nodes.dtype)
+    return jax.vmap(lambda t: interp_nodes(nodes, t, 0.0, 1.0))(u)
+
+
 class GridProgram(Program):
     """W(t) on a uniform grid of T nodes, piecewise linear (see the module docstring).
 
