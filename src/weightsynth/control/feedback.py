@@ -442,7 +442,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     ``surrogate`` True and the surrogate's J.
     ``subspace``: in weight coordinates, start each L-BFGS direction from a Gauss-Newton
     model of the Hessian on {W + Q A Q^T}, Q the targets' span, W changing by a constant
-    in time (feedback_subspace), rebuilt every 20 steps; ``"auto"`` (default): on stages
+    in time (feedback_subspace), rebuilt every 40 steps; ``"auto"`` (default): on stages
     longer than 3 time constants when the targets' rank is at most 12 (see
     :func:`auto_subspace`); the rank used is ``settings["subspace"]``.
     ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
