@@ -58,6 +58,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh  # noqa: E402
 
 import weightsynth as ws  # noqa: E402
 from weightsynth.control import feedback_kernel as fk  # noqa: E402
+from weightsynth.control import feedback_subspace as fs  # noqa: E402
 from weightsynth.control.feedback import _spec_data  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -193,30 +194,19 @@ def targets_subspace(mv, shape, theta, w, profiles: int):
     return coeffs, expand, 0.5 * (HS + HS.T), m
 
 
-def gauss_newton_on(basis, p: ws.Problem, W, beta: float):
-    """The Hessian on the span of ``basis`` (m, T, n, n), orthonormal time-constant
-    directions in the solver's variables, modelled by its Gauss-Newton part: I / beta (the
-    effort, exact for W constant in time) plus J^T (d^2 terminal cost / dZ1^2) J, J the
-    sensitivities of the outputs Z(t1) along the basis from forward-mode products batched
-    over it (one forward pass with m tangents). Returns (H, seconds of the warm build)."""
+def gauss_newton_on(p: ws.Problem, W, theta):
+    """The solver's Gauss-Newton model of the Hessian on the targets' subspace with one
+    time profile (``feedback_subspace.subspace_hessian``: I / beta plus J^T (d^2 terminal
+    cost / dZ1^2) J, J the outputs' sensitivities from one forward pass with a tangent per
+    dimension), here on the full grid in float64, at the nodes W, in the coordinates of
+    :func:`targets_subspace` with ``profiles=1``. Returns (H, seconds of the warm build)."""
     data, spec, sqw, P0 = _variables(p, W)
-
-    def outputs(P):
-        return fk.solve_S(fk.to_coef(P, None, sqw), data, spec)[0][-1]
-
-    def terminal(Z1):
-        return fk.terminal(Z1, data, spec)
-
-    Z1 = outputs(P0)
-    sens = jax.jit(jax.vmap(lambda v: jax.jvp(outputs, (P0,), (v,))[1]))
-    curv = jax.jit(jax.vmap(lambda v: jax.jvp(jax.grad(terminal), (Z1,), (v,))[1]))
-    B = jnp.asarray(basis)
+    Q = jnp.asarray(_targets_basis(theta))
     for _ in range(2):  # the second build is the warm one
         t = time.perf_counter()
-        J = sens(B)
-        G = np.asarray(jnp.einsum("ilj,klj->ik", J, curv(J)))
+        H = np.asarray(fs.subspace_hessian(P0, Q, data, spec, sqw))
         seconds = time.perf_counter() - t
-    return np.eye(len(basis)) / beta + 0.5 * (G + G.T), seconds
+    return H, seconds
 
 
 def _galerkin(coeffs, expand, H, beta: float):
@@ -270,8 +260,7 @@ def deflation(k: int, n: int, L: int) -> dict:
         cg[f"targets subspace, {profiles} time profile(s), {m} dimensions"] = (
             pcg_iterations(mv, b, _galerkin(coeffs, expand, HS, beta)))
         if profiles == 1:  # the same with H_S modelled cheaply (gauss_newton_on)
-            basis = np.stack([expand(e).reshape(shape) for e in np.eye(m)])
-            HG, gn_seconds = gauss_newton_on(basis, p, np.asarray(r.program.W), beta)
+            HG, gn_seconds = gauss_newton_on(p, np.asarray(r.program.W), theta)
             cg[f"targets subspace, 1 time profile, {m} dimensions, Gauss-Newton H_S"] = (
                 pcg_iterations(mv, b, _galerkin(coeffs, expand, HG, beta)))
     return dict(n=n, L=L, index="squared_error", beta=beta, t1=6.0, start="W*", data_seed=1,
