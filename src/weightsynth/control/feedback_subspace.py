@@ -35,7 +35,8 @@ from . import feedback_kernel as fk
 from .grid_program import resample_nodes
 
 #: the subspace is used when the targets' rank K is at most this: the model costs K^2
-#: tangent passes (K = 10, 8 nodes, float32: about 0.1 s, five gradients of the solver)
+#: tangent passes (K = 10, 8 nodes, float32: 0.13 s, ten gradients of the solver at
+#: n = 100, L = 50, 26 nodes)
 MAX_RANK = 12
 #: accepted L-BFGS steps between rebuilds of the model, and the model's grid: 1 /
 #: MODEL_COARSEN of the node intervals (at least 5). Memory data, n = 100, L = 50, beta
