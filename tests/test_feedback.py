@@ -119,6 +119,22 @@ def test_weight_coordinates_reach_the_casadi_optimum(solved, casadi_ref, coarse,
         assert abs(J_np - res.J) <= 1e-7 * abs(J_np)
 
 
+def test_a_start_scaled_to_zero_goes_through_the_surrogate(data, casadi_ref):
+    """An anti-Hebbian W0 = -2 Theta^T Theta costs more than W = 0 at every scale tried,
+    so ``scale_start`` replaces it by W = 0; "auto" then runs the correlation surrogate
+    from there, as from a W = 0 start, and still ends at the CasADi optimum."""
+    phi, theta = data
+    J_ref, times, W_ref = casadi_ref["correlation"]
+    p = ws.Problem(phi, theta, "correlation", beta=BETA, t1=T1)
+    res = feedback_synthesize(p, nodes=NODES, W0=-2.0 * theta.T @ theta,
+                              coordinates="weights")
+    assert res.settings["start_scale"] == 0
+    assert res.settings["surrogate"] and bool(res.history["surrogate"].any())
+    assert res.converged, res.reason
+    assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
+    assert np.max(np.abs(res.program.weights(times) - W_ref)) <= 1e-3
+
+
 def test_surrogate_in_factor_coordinates_reaches_the_casadi_optimum(solved, casadi_ref):
     """``surrogate=True`` also runs in the factor form (W = C^T g(Z)), which "auto" never
     picks for it; the correlation search from the surrogate's optimum still ends at the

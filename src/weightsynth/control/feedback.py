@@ -243,8 +243,10 @@ def auto_surrogate(problem: Problem, coordinates: str, schedules, W0, surrogate=
     optimum starts the correlation index's search in a better basin. Random targets,
     n = L = 256, beta 0.5, t1 = 1, from W = 0: 134 surrogate + 115 + 59 iterations (6 + 26
     nodes) to J -61322.20, against 893 + 49 to -59918.30; a lower J at every size measured,
-    n = L = 16 to 256 (docs/general.md, "Saturation surrogate"). A given W0 is kept; at
-    long horizons the surrogate's own optimum is the decayed one, hence one horizon only.
+    n = L = 16 to 256 (docs/general.md, "Saturation surrogate"). A given W0 is kept, unless
+    ``scale_start`` replaces it by W = 0 (then "auto" runs the surrogate from there: see
+    :func:`feedback_synthesize`); at long horizons the surrogate's own optimum is the
+    decayed one, hence one horizon only.
     """
     if isinstance(surrogate, bool):
         if surrogate and _index_kind(problem) != "correlation":
@@ -437,9 +439,10 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     the s of the kept run is ``settings["start_scale"]``).
     ``surrogate``: solve the correlation index's saturation-penalized surrogate (half the
     squared-error index at beta / 2) first, on the coarsest grid, and the correlation
-    index from its optimum (:func:`auto_surrogate`; ``"auto"``, the default: from W = 0
-    on a single horizon in weight coordinates). History rows of that stage have
-    ``surrogate`` True and the surrogate's J.
+    index from its optimum (:func:`auto_surrogate`; ``"auto"``, the default: from W = 0,
+    given or chosen by ``scale_start``, on a single horizon in weight coordinates).
+    History rows of that stage have ``surrogate`` True and the surrogate's J;
+    ``settings["surrogate"]`` says whether the kept run went through it.
     ``subspace``: in weight coordinates, start each L-BFGS direction from a Gauss-Newton
     model of the Hessian on {W + Q A Q^T}, Q the targets' span, W changing by a constant
     in time (feedback_subspace), rebuilt every 40 steps; ``"auto"`` (default): on stages
@@ -484,6 +487,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
         raise ValueError(f"continuation fractions must lie in (0, 1), got {continuation!r}")
     spec, data = _spec_data(problem, nodes, substeps, solver, coordinates)
     levels = [*coarse_levels(problem, nodes, coordinates, coarse), nodes]
+    from_zero = surrogate == "auto" and auto_surrogate(problem, coordinates, schedules, None)
     surrogate = auto_surrogate(problem, coordinates, schedules, W0, surrogate)
     _check_memory(estimate_memory(problem, nodes, substeps, solver, history_length,
                                   coordinates), memory_limit)
@@ -501,7 +505,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     runs, it = [], 0
     for k, sched in enumerate(schedules):
         out = _solve_levels(C0, sched, levels, scale_start, problem, data, spec, opt, it,
-                            t_start, bar, surrogate)
+                            t_start, bar, surrogate, from_zero)
         it = out[-1]
         runs.append(out)
         for row in out[1]:
@@ -524,7 +528,8 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                     substeps=substeps, solver=solver,
                     max_iter=max_iter, rtol=rtol, gtol=gtol, ftol=ftol,
                     continuation=schedules[best], coarse=levels[:-1],
-                    start_scale=start_scale, surrogate=surrogate,
+                    start_scale=start_scale,
+                    surrogate=bool(history[history["run"] == best]["surrogate"].any()),
                     subspace=None if Q is None else dict(rank=int(Q.shape[1]),
                                                          min_span=min_span),
                     history_length=history_length, precondition=precondition, refresh=refresh,
@@ -540,12 +545,14 @@ def _schedule_name(fracs) -> str:
 
 
 def _solve_levels(C0, fracs, levels, scale_start: bool, problem: Problem, data, spec,
-                  opt: Options, it: int, t_start: float, bar, surrogate: bool = False):
+                  opt: Options, it: int, t_start: float, bar, surrogate: bool = False,
+                  from_zero: bool = False):
     """The horizon schedule ``fracs`` on the coarsest grid of ``levels``, then the full
     horizon on each finer grid from the interpolated coarser program. With
     ``scale_start``, C0 is first scaled by :func:`_scaled_start` on the first horizon
     solved; with ``surrogate``, the coarsest grid first solves the surrogate problem
-    (:func:`auto_surrogate`) from there. Every stage of the index itself stops at the full
+    (:func:`auto_surrogate`) from there, as it does with ``from_zero`` when the scaled
+    start is W = 0. Every stage of the index itself stops at the full
     problem's threshold (rtol x its residual at the start). Returns (C, history rows,
     converged, reason, J on the full grid and horizon, the start's scale, iterations so
     far); rows of the surrogate stage have ``surrogate`` True."""
@@ -555,6 +562,7 @@ def _solve_levels(C0, fracs, levels, scale_start: bool, problem: Problem, data, 
             problem.t0 + (fracs[0] if fracs else 1.0) * (problem.t1 - problem.t0),
             problem.dtype))
         C0, scale = _scaled_start(C0, first, spec)
+    surrogate = surrogate or (from_zero and scale == 0.0)
     stop = None
     if fracs or len(levels) > 1 or surrogate:  # the threshold of the full problem at W0
         _, _, _, _, _, res0 = minimize(C0, data, spec, replace(opt, max_iter=0))
