@@ -84,13 +84,12 @@ def _make(method: str, kind: str, p: dict, d: int, m: int, L: int, seed: int, qu
     """A fresh model for ``kind`` in {'class', 'reg'} with parameters ``p``."""
     from sklearn import linear_model, neighbors, neural_network
 
+    cls = SynthesisClassifier if kind == "class" else SynthesisRegressor
     if method == "synth":
         m_code = 2 ** math.ceil(math.log2(m + 1)) if kind == "class" else m
         beta = p["beta_mul"] * _auto_beta(L, d + m_code)
-        cls = SynthesisClassifier if kind == "class" else SynthesisRegressor
         return cls(beta=beta, t1=p["t1"], steps=20)
     if method == "general-squared_error":
-        cls = SynthesisClassifier if kind == "class" else SynthesisRegressor
         return cls(beta=p["beta"], t1=p["t1"], index="squared_error", steps=20, nodes=11,
                    max_iter=1000, tol=1e-6)
     if method in ("hebbian", "pinv"):
