@@ -137,11 +137,6 @@ def _time_profiles(w, count: int):
     return np.linalg.qr(B)[0]
 
 
-def _targets_basis(theta):
-    """(n, K): an orthonormal basis of the span of the K distinct targets."""
-    return np.linalg.qr(np.unique(np.sign(theta), axis=0).T)[0]
-
-
 def band_structure(V, theta, w) -> dict:
     """Where a band of modes V (columns, in the solver's variables P_k = sqrt(w_k) W_k^T on
     T nodes) lives: their least share within the first 1, 3 and 5 Legendre time profiles
@@ -161,7 +156,7 @@ def band_structure(V, theta, w) -> dict:
         s = np.linalg.svd(np.concatenate(list(blocks), axis=1), compute_uv=False)
         return int(np.searchsorted(np.cumsum(s ** 2) / np.sum(s ** 2), 0.99)) + 1
 
-    E = _targets_basis(theta)
+    E = fs.targets_basis(theta, None)
     total = float(np.sum(modes ** 2))
     return dict(least_share_in_time_profiles={"1": share[1], "3": share[3], "5": share[5]},
                 dims_99pct=dict(output_side=dims(m.T for m in comps),
@@ -179,7 +174,7 @@ def targets_subspace(mv, shape, theta, w, profiles: int):
     orthonormal basis of the distinct targets' span, in the solver's variables (C = W^T;
     Q Y Q^T and its transpose span the same set). H_S = S^T H S from one product per basis
     vector."""
-    q, Q = _time_profiles(w, profiles), _targets_basis(theta)
+    q, Q = _time_profiles(w, profiles), fs.targets_basis(theta, None)
     K = Q.shape[1]
 
     def coeffs(x):
@@ -201,7 +196,7 @@ def gauss_newton_on(p: ws.Problem, W, theta):
     dimension), here on the full grid in float64, at the nodes W, in the coordinates of
     :func:`targets_subspace` with ``profiles=1``. Returns (H, seconds of the warm build)."""
     data, spec, sqw, P0 = _variables(p, W)
-    Q = jnp.asarray(_targets_basis(theta))
+    Q = jnp.asarray(fs.targets_basis(theta, None))
     for _ in range(2):  # the second build is the warm one
         t = time.perf_counter()
         H = np.asarray(fs.subspace_hessian(P0, Q, data, spec, sqw))
