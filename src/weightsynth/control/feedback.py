@@ -297,16 +297,17 @@ def auto_subspace(problem: Problem, coordinates: str, subspace="auto"):
     kind = _index_kind(problem)
     applies = coordinates == "weights" and kind in ("correlation", "squared_error")
     Q = fs.targets_basis(problem.Theta, None) if applies else None
+    rank = 0 if Q is None else Q.shape[1]
+    fits = 0 < rank <= fs.MAX_RANK
     if subspace is True:
         if not applies:
             raise ValueError("subspace=True needs weight coordinates and the correlation or "
                              f"squared-error index, not {coordinates!r} and {kind!r}")
-        if Q is None or Q.shape[1] > fs.MAX_RANK:
-            rank = 0 if Q is None else Q.shape[1]
+        if not fits:
             raise ValueError(f"subspace=True needs targets of rank 1 to {fs.MAX_RANK} (the "
                              f"model costs rank^2 tangent passes), got rank {rank}")
         return Q, 0.0
-    if Q is None or Q.shape[1] > fs.MAX_RANK or problem.t1 - problem.t0 <= AUTO_LONG_HORIZON:
+    if not fits or problem.t1 - problem.t0 <= AUTO_LONG_HORIZON:
         return None, 0.0
     return Q, AUTO_LONG_HORIZON
 
