@@ -2,8 +2,8 @@
 
 The Gauss-Newton model is rebuilt here from a plain NumPy RK4 (tests/_reference.py) by
 finite differences; the two-loop recursion from the subspace H0 against the dense BFGS
-update; the solver with it on every stage against the CasADi collocation optimum of
-test_feedback (n = 4, L = 3).
+update; the solver with it on every stage against the CasADi collocation optimum
+(n = 4, L = 3, targets of rank 1 and 3).
 """
 
 import jax.numpy as jnp
@@ -16,7 +16,7 @@ from weightsynth.control import feedback_subspace as fs
 from weightsynth.control.feedback import _spec_data, auto_subspace, feedback_synthesize
 
 from . import _reference as ref
-from .test_feedback import BETA, NODES, T1, casadi_ref, data  # noqa: F401 (fixtures)
+from .test_feedback import BETA, NODES, T1, data  # noqa: F401 (a fixture)
 
 
 def test_targets_basis_spans_the_distinct_targets():
@@ -119,13 +119,26 @@ def test_direction_matches_the_dense_bfgs_update_from_the_subspace_h0():
     np.testing.assert_allclose(np.asarray(d).ravel(), -H @ g, rtol=1e-11, atol=1e-11)
 
 
-def test_subspace_on_every_stage_reaches_the_casadi_optimum(data, casadi_ref):  # noqa: F811
+#: three distinct, linearly independent targets (n = 4): the subspace model is 9 x 9,
+#: against 1 x 1 for the fixture's targets (one pattern and its negative, rank 1)
+THETA3 = np.array([[1.0, 1, -1, -1], [1, -1, 1, -1], [-1, 1, 1, 1]])
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_subspace_on_every_stage_reaches_the_casadi_optimum(data, rank):  # noqa: F811
     """``subspace=True`` (the model on every stage, rebuilt every 40 steps) changes the path
     only: weight coordinates reach the independent CasADi optimum in J and in W(t), for
-    both indices."""
+    both indices, with targets of rank 1 (the fixture's) and rank 3."""
+    pytest.importorskip("casadi")
+    from . import _casadi_reference as cr
+
     phi, theta = data
-    rank = np.linalg.matrix_rank(theta)
-    for kind, (J_ref, times, W_ref) in casadi_ref.items():
+    if rank == 3:
+        theta = THETA3
+        phi = theta * np.random.default_rng(11).uniform(0.2, 0.8, theta.shape)
+    assert np.linalg.matrix_rank(theta) == rank
+    for kind in ("correlation", "squared_error"):
+        J_ref, times, W_ref = cr.solve(phi, theta, BETA, T1, kind, N=12)
         p = ws.Problem(phi, theta, kind, beta=BETA, t1=T1)
         res = feedback_synthesize(p, nodes=NODES, subspace=True)
         assert res.settings["subspace"] == {"rank": rank, "min_span": 0.0}
