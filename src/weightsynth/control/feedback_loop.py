@@ -190,6 +190,15 @@ def _chunk(state: State, args, limit, stop_res, ftol, max_rej, *, size: int):
     return acc, state, hist, code
 
 
+@eqx.filter_jit
+def _rescaled(state: State, scale, sub):
+    """The fresh state of :func:`_init` (made with scale 1 and H0 = I) for f = J / scale
+    and H0 from ``sub``: the same point, no second evaluation of J."""
+    f, g = state.f / scale, state.g / scale
+    return eqx.tree_at(lambda s: (s.f, s.g, s.d), state,
+                       (f, g, -_h0(g, jnp.ones((), g.dtype), sub)))
+
+
 def _restart(C, R_old, data, spec, sqw, opt: Options, scale, ridge, sub=None):
     """A fresh metric (of this ``ridge``) along C's trajectory, the variable P for C, and a
     fresh L-BFGS state with J and its gradient at C (H0 from ``sub``, if any)."""
@@ -226,7 +235,7 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
     if res > 0:
         if opt.subspace is not None and opt.max_iter > it0:
             sub = fs.build(fk.to_var(C, None, sqw), opt.subspace, data, spec, sqw, scale)
-        R, state = _restart(C, None, data, spec, sqw, opt, scale, ridge, sub)
+        state = _rescaled(state, scale, sub)
     stop_res = max(opt.gtol, opt.rtol * res) if stop_res is None else stop_res
     t1 = float(data.t1)
     rows = [dict(iteration=it0, J=J, residual=res, t1=t1, evals=1,
