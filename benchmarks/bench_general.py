@@ -17,6 +17,7 @@ ratios within one run.
     .venv/bin/python benchmarks/bench_general.py [--targets 1,2,3,4,5,6] [--quick]
         [--ridge R] [--ridge-min R] [--coordinates auto|factor|weights]
         [--coarse auto|none|T1,T2...] [--surrogate auto|off] [--subspace auto|off]
+        [--mixed auto|off] [--mixed-seeds A:B]
 
 ``--ridge``, ``--ridge-min``: the feedback solver's metric ridge (start, floor of the
 continuation) in targets 1 and 2 (default: the solver's; equal values: a fixed ridge).
@@ -27,7 +28,11 @@ names the coordinates used. ``--coarse``: the coarse grids solved first in targe
 correlation index without its saturation surrogate (records of runs with it give
 ``surrogate_iterations``, counted within the coarse grid's). ``--subspace off``: L-BFGS
 without the targets-subspace model at long horizons (records of runs with it give
-``subspace_rank`` and ``iterations_per_stage``). Target 5 measures the factor
+``subspace_rank`` and ``iterations_per_stage``, run:t1:nodes:precision). ``--mixed off``:
+float64 throughout, without the float32 search first (records of runs with it give
+``iterations_per_precision``). ``--mixed-seeds A:B``: instead of the targets, target 1's
+t1 = 6 cases on data seeds A to B - 1, each in float64 throughout and mixed, back to back.
+Target 5 measures the factor
 form's pass; target 6 the order of both parametrizations.
 """
 
@@ -84,10 +89,13 @@ def _record(res, secs, **kw):
         kw = dict(kw, coarse=list(res.settings["coarse"]),
                   iterations_per_grid={int(T): int(c) for T, c in per.items()})
     if res.settings.get("subspace"):  # the last stage is where the model works
-        per = _steps(res.history, ["run", "t1", "nodes"])
+        per = _steps(res.history, ["run", "t1", "nodes", "precision"])
         kw = dict(kw, subspace_rank=res.settings["subspace"]["rank"],
-                  iterations_per_stage={f"{r}:{t:g}:{T}": int(c) for (r, t, T), c in
+                  iterations_per_stage={f"{r}:{t:g}:{T}:{p}": int(c) for (r, t, T, p), c in
                                         per.items()})
+    if res.settings.get("mixed_precision"):  # float32 first, then float64
+        per = _steps(res.history, ["run", "precision"]).groupby(level="precision").sum()
+        kw = dict(kw, iterations_per_precision={p: int(c) for p, c in per.items()})
     if res.settings.get("surrogate"):  # those of the surrogate stage, within the coarse grid's
         h = res.history[res.history["surrogate"]]
         kw = dict(kw, surrogate_iterations=int(_steps(h, ["run"]).sum()))
@@ -283,6 +291,27 @@ def target6(quick):
     return rows
 
 
+def mixed_seeds(seeds):
+    """Target 1 at t1 = 6 on more data seeds: each case in float64 throughout and with
+    mixed precision, back to back in this process (time, iterations, J of each)."""
+    n, L = 100, 50
+    rows = []
+    for seed in seeds:
+        for kind in ("correlation", "squared_error"):
+            for start in ("zero", "closed_form"):
+                p = ws.Problem(*memory_data(n, L, seed), kind, beta=0.01, t1=6.0)
+                rec = dict(data_seed=seed, index=kind, start=start)
+                for mode in (False, "auto"):
+                    res, secs = _timed(ws.feedback_synthesize, p, W0=start,
+                                       mixed_precision=mode)
+                    rec["mixed" if mode else "float64"] = dict(
+                        seconds=round(secs, 2), iterations=int(res.iterations), J=float(res.J),
+                        converged=bool(res.converged))
+                rows.append(rec)
+                print(json.dumps(rec), file=sys.stderr)
+    return rows
+
+
 TARGETS = {1: target1, 2: target2, 3: target3, 4: target4, 5: target5, 6: target6}
 
 
@@ -303,6 +332,11 @@ def main(argv=None):
                          "or T1,T2,...")
     ap.add_argument("--subspace", default=None, choices=("auto", "off"),
                     help="the targets-subspace model of L-BFGS at long horizons, targets 1, 2")
+    ap.add_argument("--mixed", default=None, choices=("auto", "off"),
+                    help="float32 first, then float64, at long horizons, targets 1 and 2")
+    ap.add_argument("--mixed-seeds", default=None, metavar="A:B",
+                    help="instead of the targets: target 1 at t1 = 6 on data seeds A..B-1, "
+                         "float64 against mixed precision")
     ap.add_argument("--surrogate", default=None, choices=("auto", "off"),
                     help="the correlation index's saturation surrogate in targets 1 and 2")
     ap.add_argument("--out", default=None)
@@ -317,10 +351,15 @@ def main(argv=None):
         FEEDBACK_KW["subspace"] = "auto" if a.subspace == "auto" else False
     if a.surrogate is not None:
         FEEDBACK_KW["surrogate"] = "auto" if a.surrogate == "auto" else False
+    if a.mixed is not None:
+        FEEDBACK_KW["mixed_precision"] = "auto" if a.mixed == "auto" else False
     out = {"load_average_start": os.getloadavg(), "cpu_count": os.cpu_count(),
            "device": jax.devices()[0].platform, "quick": a.quick,
            "feedback_keywords": dict(FEEDBACK_KW)}
-    for k in (int(x) for x in a.targets.split(",")):
+    if a.mixed_seeds is not None:
+        lo, hi = (int(x) for x in a.mixed_seeds.split(":"))
+        out["mixed_seeds"] = mixed_seeds(range(lo, hi))
+    for k in (() if a.mixed_seeds else (int(x) for x in a.targets.split(","))):
         t = time.perf_counter()
         if k == 3 and a.t3_max_iter is not None:
             out["target3"] = target3(a.quick, a.t3_max_iter, (np.float64,))

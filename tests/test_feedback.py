@@ -14,7 +14,12 @@ import pytest
 
 import weightsynth as ws
 from weightsynth.control import feedback_kernel as fk
-from weightsynth.control.feedback import _spec_data, estimate_memory, feedback_synthesize
+from weightsynth.control.feedback import (
+    _spec_data,
+    auto_mixed,
+    estimate_memory,
+    feedback_synthesize,
+)
 from weightsynth.control.feedback_program import FeedbackProgram
 
 from . import _reference as ref
@@ -415,6 +420,43 @@ def test_float32_problem_stays_float32_and_matches_float64(data, solved):
     assert res.program.C.dtype == np.float32
     J64 = solved["correlation"][1].J
     assert abs(res.J - J64) <= 1e-4 * abs(J64)
+
+
+def test_mixed_precision_reaches_the_casadi_optimum_in_float64(solved, casadi_ref):
+    """``mixed_precision=True``: the whole schedule in float32, then float64 from its
+    result, to the float64 problem's own threshold: the independent CasADi optimum, in J
+    and in W(t), for both indices, and a float64 program."""
+    for kind, (J_ref, times, W_ref) in casadi_ref.items():
+        p = solved[kind][0]
+        res = feedback_synthesize(p, nodes=NODES, mixed_precision=True)
+        assert res.settings["mixed_precision"] is True
+        prec = list(res.history["precision"])
+        assert prec == sorted(prec) and set(prec) == {"float32", "float64"}  # float32 first
+        assert res.converged, res.reason
+        assert abs(res.J - J_ref) <= 1e-6 * abs(J_ref)
+        assert np.max(np.abs(res.program.weights(times) - W_ref)) <= 1e-3
+        assert res.program.W.dtype == np.float64
+
+
+def test_auto_mixed_policy_and_bad_input(data):
+    """"auto" mixes precisions for float64 problems in weight coordinates with the
+    correlation or squared-error index at horizons longer than 3 only."""
+    phi, theta = data
+    short = ws.Problem(phi, theta, "squared_error", beta=BETA, t1=T1)
+    long = ws.Problem(phi, theta, "squared_error", beta=BETA, t1=6.0)
+    assert not auto_mixed(short, "weights")
+    assert auto_mixed(long, "weights") and not auto_mixed(long, "factor")
+    assert not auto_mixed(ws.Problem(phi, theta, "paper", beta=BETA, t1=6.0), "weights")
+    assert not auto_mixed(long, "weights", False) and auto_mixed(short, "factor", True)
+    p32 = ws.Problem(phi.astype(np.float32), theta.astype(np.float32), "squared_error",
+                     beta=BETA, t1=6.0, dtype=np.float32)
+    assert not auto_mixed(p32, "weights")
+    with pytest.raises(ValueError, match="needs a float64 problem"):
+        feedback_synthesize(p32, mixed_precision=True)
+    with pytest.raises(ValueError, match="mixed_precision must be"):
+        feedback_synthesize(short, mixed_precision="yes")
+    assert feedback_synthesize(short, nodes=NODES, max_iter=2).settings[
+        "mixed_precision"] is False
 
 
 def test_lbfgs_direction_matches_the_dense_bfgs_update():

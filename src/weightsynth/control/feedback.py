@@ -312,6 +312,41 @@ def auto_subspace(problem: Problem, coordinates: str, subspace="auto"):
     return Q, AUTO_LONG_HORIZON
 
 
+def auto_mixed(problem: Problem, coordinates: str, mixed="auto") -> bool:
+    """Whether the whole schedule first runs in float32 and the full problem is then
+    polished in float64 from its result (``mixed_precision``).
+
+    ``"auto"``: a float64 problem in weight coordinates, the correlation or squared-error
+    index, and a horizon longer than AUTO_LONG_HORIZON, where the iterations are many. A
+    float32 pass costs half of a float64 one at n = 100, L = 50 (7.7 against 15 ms), and
+    float32 J is good to about 1e-6 relative, so the float32 search does the long descent
+    and float64 only the last digits: memory data, n = 100, L = 50, beta 0.01, t1 = 6,
+    data seed 1, both indices from W = 0 and W*, the same J (to 4e-9 relative) in
+    0.65-0.87 of the time (docs/general.md, "Mixed precision"). ``True``: wherever the
+    problem is float64; ``False``: never. The result is converged by the float64 test
+    alone (the threshold of the float64 problem at the start).
+    """
+    if not (isinstance(mixed, bool) or (isinstance(mixed, str) and mixed == "auto")):
+        raise ValueError(f"mixed_precision must be 'auto', True or False, got {mixed!r}")
+    double = np.dtype(problem.dtype) == np.float64
+    if mixed is True:
+        if not double:
+            raise ValueError("mixed_precision=True needs a float64 problem (float32 is "
+                             f"already the low precision), got {np.dtype(problem.dtype)}")
+        return True
+    if mixed is False:
+        return False
+    return (double and coordinates == "weights"
+            and _index_kind(problem) in ("correlation", "squared_error")
+            and problem.t1 - problem.t0 > AUTO_LONG_HORIZON)
+
+
+#: the float32 stages of mixed precision stop once J changes by at most this relative
+#: amount in a step (float32's resolution), or after this many rejected trials in a row:
+#: below that the float64 polish does the work
+SINGLE_FTOL, SINGLE_MAX_REJECTIONS = float(np.finfo(np.float32).eps), 10
+
+
 def _scaled_start(C0, data, spec):
     """(C, s): C0 itself (s = 1) unless it costs more than W = 0; then the cheapest of
     s C0 for s in START_SCALES and 0, by J of ``data`` (the first horizon solved) on the
@@ -417,7 +452,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                         max_rejections: int = 60, ridge: float = RIDGE,
                         ridge_min: float = RIDGE_MIN, continuation="auto", coarse="auto",
                         scale_start: bool = True, surrogate="auto", subspace="auto",
-                        memory_limit: int | None = None,
+                        mixed_precision="auto", memory_limit: int | None = None,
                         progress: bool = False) -> GeneralResult:
     r"""Feedback solver: W = C^T g(Z) (eqs. 20-22), C on ``nodes`` nodes, L-BFGS on the
     exact discrete gradient in the L2 metric of W.
@@ -449,6 +484,11 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     in time (feedback_subspace), rebuilt every 40 steps; ``"auto"`` (default): on stages
     longer than 3 time constants when the targets' rank is at most 12 (see
     :func:`auto_subspace`); the rank used is ``settings["subspace"]``.
+    ``mixed_precision``: run the schedule above in float32, then the full problem in float64
+    from the float32 program with the lowest J, stopping at the float64 problem's own
+    threshold (:func:`auto_mixed`; ``"auto"``, the default: float64 problems in weight
+    coordinates at long horizons). History rows say their ``precision``;
+    ``settings["mixed_precision"]`` whether it was used.
     ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
     ``ridge``, ``ridge_min``: the metric is R_k^T R_k = K(t_k) + ridge x (mean eigenvalue
     of K(t_k)) I; once J has settled, each refresh divides the ridge by 10, down to
@@ -501,28 +541,44 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     Q, min_span = auto_subspace(problem, coordinates, subspace)
     if Q is not None:
         opt = replace(opt, subspace=jnp.asarray(Q, problem.dtype), subspace_min_span=min_span)
+    mixed = auto_mixed(problem, coordinates, mixed_precision)
     bar = _bar(progress, max_iter)
     t_start = time.perf_counter()
     runs, it = [], 0
+    # mixed precision: the schedule in float32 (its own stops), then the float64 polish
+    C_s, data_s, opt_s = (C0, data, opt) if not mixed else (
+        fk.single(C0), fk.single(data),
+        replace(opt, ftol=max(opt.ftol, SINGLE_FTOL),
+                max_rejections=min(opt.max_rejections, SINGLE_MAX_REJECTIONS),
+                subspace=None if opt.subspace is None else fk.single(opt.subspace)))
     for k, sched in enumerate(schedules):
-        out = _solve_levels(C0, sched, levels, scale_start, problem, data, spec, opt, it,
+        out = _solve_levels(C_s, sched, levels, scale_start, problem, data_s, spec, opt_s, it,
                             t_start, bar, surrogate, from_zero)
         it = out[-1]
         runs.append(out)
         for row in out[1]:
-            row["run"] = k
+            row["run"], row["precision"] = k, str(data_s.Z0.dtype)
+    # converged first, then the lower J; float32 searches end at round-off, where a line
+    # search that fails counts as done: the lower J alone
+    best = min(range(len(runs)), key=lambda k: (not (mixed or runs[k][2]), runs[k][4]))
+    if mixed:
+        runs[best] = _polish(runs[best], C0, problem, data, spec, opt, t_start, bar)
+        it = runs[best][-1]
+        for row in runs[best][1]:
+            row.setdefault("run", best)
+            row.setdefault("precision", str(data.Z0.dtype))
     if bar is not None:
         bar.close()
-    best = min(range(len(runs)), key=lambda k: (not runs[k][2], runs[k][4]))
     C, _, converged, reason, _, start_scale, _ = runs[best]
     rows = [row for out in runs for row in out[1]]
     for k, out in enumerate(runs):
         if k != best:
             reason = (f"{reason} ({_schedule_name(schedules[best])}); "
                       f"{_schedule_name(schedules[k])} gave J = {out[4]:.10g}"
-                      f"{'' if out[2] else ', not converged'}")
+                      f"{' in float32' if mixed else ''}{'' if out[2] else ', not converged'}")
     history = pd.DataFrame(rows, columns=["iteration", "J", "residual", "t1", "nodes",
-                                          "surrogate", "evals", "seconds", "run"])
+                                          "surrogate", "precision", "evals", "seconds",
+                                          "run"])
     chosen = history[(history["run"] == best) & ~history["surrogate"].astype(bool)]
     J, res = float(chosen["J"].iloc[-1]), float(chosen["residual"].iloc[-1])
     settings = dict(method="feedback", coordinates=coordinates, nodes=nodes,
@@ -533,6 +589,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
                     surrogate=bool(history[history["run"] == best]["surrogate"].any()),
                     subspace=None if Q is None else dict(rank=int(Q.shape[1]),
                                                          min_span=min_span),
+                    mixed_precision=mixed,
                     history_length=history_length, precondition=precondition, refresh=refresh,
                     ridge=ridge, ridge_min=ridge_min)
     stats = {"method": "feedback", "iterations": it, "converged": converged, "reason": reason,
@@ -543,6 +600,24 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
 
 def _schedule_name(fracs) -> str:
     return f"continuation {fracs}" if fracs else "the full horizon directly"
+
+
+def _polish(run, C0, problem: Problem, data, spec, opt: Options, t_start: float, bar):
+    """Mixed precision's last stage: L-BFGS in the problem's precision on the full horizon
+    and grid from the float32 ``run`` of :func:`_solve_levels`, stopping at the threshold
+    of the full problem at the (scaled) start, as that function's stages do. Returns the
+    run with the polished C, its rows added, and its convergence."""
+    C32, rows, _, reason32, J32, scale, it = run
+    dt = data.Z0.dtype
+    _, _, _, _, _, res0 = minimize(jnp.asarray(scale * C0, dt), data, spec,
+                                   replace(opt, max_iter=0))
+    C, part, converged, reason, it, _ = minimize(
+        jnp.asarray(C32, dt), data, spec, _stage_options(opt, problem.t1 - problem.t0), it,
+        t_start, bar, max(opt.gtol, opt.rtol * res0))
+    rows = rows + [dict(row, nodes=spec.T, surrogate=False) for row in part]
+    reason = f"{reason} (in {dt}, from the float32 search, which ended: {reason32})"
+    J = float(fk.node_states(C, data, spec)[1])
+    return C, rows, converged, reason, J, scale, it
 
 
 def _solve_levels(C0, fracs, levels, scale_start: bool, problem: Problem, data, spec,
@@ -561,7 +636,7 @@ def _solve_levels(C0, fracs, levels, scale_start: bool, problem: Problem, data, 
     if scale_start:
         first = eqx.tree_at(lambda d: d.t1, data, jnp.asarray(
             problem.t0 + (fracs[0] if fracs else 1.0) * (problem.t1 - problem.t0),
-            problem.dtype))
+            data.t1.dtype))
         C0, scale = _scaled_start(C0, first, spec)
     surrogate = surrogate or (from_zero and scale == 0.0)
     stop = None
@@ -600,7 +675,7 @@ def _solve_stages(C0, fracs, problem: Problem, data, spec, opt: Options, it: int
     rows, C = [], C0
     for f in [*fracs, 1.0]:
         t1 = problem.t0 + f * (problem.t1 - problem.t0)
-        stage = eqx.tree_at(lambda d: d.t1, data, jnp.asarray(t1, problem.dtype))
+        stage = eqx.tree_at(lambda d: d.t1, data, jnp.asarray(t1, data.t1.dtype))
         C, part, converged, reason, it, _ = minimize(
             C, stage, spec, _stage_options(opt, f * (problem.t1 - problem.t0)), it, t_start,
             bar, stop)

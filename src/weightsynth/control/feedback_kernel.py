@@ -48,6 +48,14 @@ class Data(eqx.Module):
     index: eqx.Module | None  # custom indices only
 
 
+def single(tree):
+    """``tree`` with its floating-point arrays in float32 (the float32 stages of mixed
+    precision, and the subspace model)."""
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(jnp.float32) if isinstance(a, jax.Array)
+        and jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
 def step_times(data: Data, spec: Spec):
     """The integration grid: (T - 1) * substeps + 1 uniform times, ends exact."""
     S = (spec.T - 1) * spec.substeps

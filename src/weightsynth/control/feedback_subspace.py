@@ -113,19 +113,13 @@ def subspace_hessian(y, Q, data, spec, sqw):
     return jnp.eye(K * K, dtype=C.dtype) / data.beta + 0.5 * (G + G.T)
 
 
-def _single(tree):
-    return jax.tree_util.tree_map(
-        lambda a: a.astype(jnp.float32) if isinstance(a, jax.Array)
-        and jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
-
-
 def _model(y, Q, data, spec, sqw, T: int):
     """H_S from :func:`subspace_hessian` on T nodes (W resampled piecewise linearly), in
     float32."""
     coarse = replace(spec, T=T)
     sqw_c = fk.trapezoid_sqrt(data, coarse)
     y_c = fk.to_var(resample_nodes(fk.to_coef(y, None, sqw), T), None, sqw_c)
-    return subspace_hessian(*_single((y_c, jnp.asarray(Q), data)), coarse, _single(sqw_c))
+    return subspace_hessian(*fk.single((y_c, jnp.asarray(Q), data)), coarse, fk.single(sqw_c))
 
 
 def build(y, Q, data, spec, sqw, scale) -> Subspace | None:
