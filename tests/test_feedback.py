@@ -457,6 +457,10 @@ def test_auto_mixed_policy_and_bad_input(data):
         feedback_synthesize(short, mixed_precision="yes")
     assert feedback_synthesize(short, nodes=NODES, max_iter=2).settings[
         "mixed_precision"] is False
+    # a W0 whose effort overflows float32 (1e25^2) but not float64: float64 throughout
+    huge = feedback_synthesize(long, nodes=NODES, W0=1e25 * np.eye(4), coordinates="weights",
+                               max_iter=3)
+    assert huge.settings["mixed_precision"] is False and np.isfinite(huge.J)
 
 
 def test_lbfgs_direction_matches_the_dense_bfgs_update():

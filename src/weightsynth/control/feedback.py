@@ -487,7 +487,8 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     ``mixed_precision``: run the schedule above in float32, then the full problem in float64
     from the float32 program with the lowest J, stopping at the float64 problem's own
     threshold (:func:`auto_mixed`; ``"auto"``, the default: float64 problems in weight
-    coordinates at long horizons). History rows say their ``precision``;
+    coordinates at long horizons; a W0 whose J overflows float32 runs in the problem's
+    precision throughout). History rows say their ``precision``;
     ``settings["mixed_precision"]`` whether it was used.
     ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
     ``ridge``, ``ridge_min``: the metric is R_k^T R_k = K(t_k) + ridge x (mean eigenvalue
@@ -542,6 +543,9 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     if Q is not None:
         opt = replace(opt, subspace=jnp.asarray(Q, problem.dtype), subspace_min_span=min_span)
     mixed = auto_mixed(problem, coordinates, mixed_precision)
+    if mixed and not np.isfinite(float(fk.node_states(fk.single(C0), fk.single(data),
+                                                      spec)[1])):
+        mixed = False  # W0 overflows float32: the whole search in the problem's precision
     bar = _bar(progress, max_iter)
     t_start = time.perf_counter()
     runs, it = [], 0
