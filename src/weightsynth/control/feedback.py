@@ -323,8 +323,8 @@ def auto_mixed(problem: Problem, coordinates: str, mixed="auto") -> bool:
     and float64 only the last digits: memory data, n = 100, L = 50, beta 0.01, t1 = 6,
     data seed 1, both indices from W = 0 and W*, the same J (to 5e-12 relative) in
     0.50-0.69 of the time; on data seeds 2-5 faster in all 16 cases, squared error to the
-    same J, the correlation index, whose local minima are many there, to another one in 4
-    of 8, lower in 3 (docs/general.md, "Mixed precision"). ``True``: wherever the
+    same J, the correlation index, whose local minima are many there, to another one in 5
+    of 8, lower in 4 (docs/general.md, "Mixed precision"). ``True``: wherever the
     problem is float64; ``False``: never. The result is converged by the float64 test
     alone (the threshold of the float64 problem at the start).
     """
