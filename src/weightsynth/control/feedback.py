@@ -544,19 +544,20 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     Q, min_span = auto_subspace(problem, coordinates, subspace)
     if Q is not None:
         opt = replace(opt, subspace=jnp.asarray(Q, problem.dtype), subspace_min_span=min_span)
+    # mixed precision: the schedule in float32 (its own stops), then the float64 polish
     mixed = auto_mixed(problem, coordinates, mixed_precision)
-    if mixed and not np.isfinite(float(fk.node_states(fk.single(C0), fk.single(data),
-                                                      spec)[1])):
-        mixed = False  # W0 overflows float32: the whole search in the problem's precision
+    C_s, data_s, opt_s = C0, data, opt
+    if mixed:
+        C_s, data_s = fk.single(C0), fk.single(data)
+        if np.isfinite(float(fk.node_states(C_s, data_s, spec)[1])):
+            opt_s = replace(opt, ftol=max(opt.ftol, SINGLE_FTOL),
+                            max_rejections=min(opt.max_rejections, SINGLE_MAX_REJECTIONS),
+                            subspace=None if opt.subspace is None else fk.single(opt.subspace))
+        else:  # W0 overflows float32: the whole search in the problem's precision
+            mixed, C_s, data_s = False, C0, data
     bar = _bar(progress, max_iter)
     t_start = time.perf_counter()
     runs, it = [], 0
-    # mixed precision: the schedule in float32 (its own stops), then the float64 polish
-    C_s, data_s, opt_s = (C0, data, opt) if not mixed else (
-        fk.single(C0), fk.single(data),
-        replace(opt, ftol=max(opt.ftol, SINGLE_FTOL),
-                max_rejections=min(opt.max_rejections, SINGLE_MAX_REJECTIONS),
-                subspace=None if opt.subspace is None else fk.single(opt.subspace)))
     for k, sched in enumerate(schedules):
         out = _solve_levels(C_s, sched, levels, scale_start, problem, data_s, spec, opt_s, it,
                             t_start, bar, surrogate, from_zero)
