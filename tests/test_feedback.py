@@ -213,12 +213,8 @@ def test_long_horizon_auto_keeps_the_memories():
     L-BFGS falls into it from W = 0 and from W*. "auto" also solves [0, 2] first and keeps
     the lower J: re-scored by the NumPy RK4, its program costs less and holds more of the
     exemplars' bits than the direct solve's (measured J 77.60 against 79.81)."""
-    rng = np.random.default_rng(0)
-    n, L, t1, beta = 8, 10, 6.0, 1.0 / 8
-    ex = np.sign(rng.standard_normal((2, n)))
-    theta = np.repeat(ex, 5, axis=0)
-    phi = 0.5 * theta * np.where(rng.random((L, n)) < 0.1, -1.0, 1.0)
-    p = ws.Problem(phi, theta, "squared_error", beta=beta, t1=t1)
+    p = _memory_problem_t6("squared_error")
+    theta, beta, t1 = p.Theta, p.beta, p.t1
     auto = feedback_synthesize(p, nodes=NODES)
     direct = feedback_synthesize(p, nodes=NODES, continuation=())
     assert auto.converged and direct.converged
@@ -230,6 +226,41 @@ def test_long_horizon_auto_keeps_the_memories():
     assert J_auto < J_direct - 1e-2 * abs(J_direct)  # measured 2.8% lower
     bits = [np.mean(np.sign(Z) == theta) for Z in (Z_auto, Z_direct)]
     assert bits[0] > bits[1]
+
+
+def _memory_problem_t6(kind):
+    """The long-horizon memory problem above: n = 8, L = 10, t1 = 6, beta = 1/8."""
+    rng = np.random.default_rng(0)
+    n, L = 8, 10
+    ex = np.sign(rng.standard_normal((2, n)))
+    theta = np.repeat(ex, 5, axis=0)
+    phi = 0.5 * theta * np.where(rng.random((L, n)) < 0.1, -1.0, 1.0)
+    return ws.Problem(phi, theta, kind, beta=1.0 / 8, t1=6.0)
+
+
+@pytest.mark.parametrize("kind", ["correlation", "squared_error"])
+def test_j_test_stops_at_the_newton_limit(kind):
+    """The J test (J changed by at most ftol |J| over five accepted steps) ends these runs
+    from W = 0 before the residual's threshold: at the result one exact Newton step (the
+    dense Hessian of the discrete J by autodiff, positive definite here) moves J by at most
+    1e-11 relative and W by 1e-5 of its size (measured 1e-14 and 6e-8 to 4e-7)."""
+    p = _memory_problem_t6(kind)
+    res = feedback_synthesize(p, nodes=NODES)
+    assert res.converged and "over 5 accepted steps" in res.reason
+    spec, data = _spec_data(p, NODES, 1, "rk4", "weights")
+    W = np.asarray(res.program.weights(np.linspace(p.t0, p.t1, NODES)))
+    C = np.swapaxes(W, 1, 2)
+
+    def J(x):
+        return fk.cost(x.reshape(C.shape), data, spec)
+
+    x = jnp.asarray(C.ravel())
+    g, H = np.asarray(jax.grad(J)(x)), np.asarray(jax.hessian(J)(x))
+    assert np.linalg.eigvalsh(H)[0] > 0  # a strict local minimum: the limit exists
+    step = np.linalg.solve(H, -g)
+    assert abs(J(x) - res.J) <= 1e-12 * abs(res.J)  # the program is the run's
+    assert -0.5 * g @ step <= 1e-11 * abs(res.J)
+    assert np.abs(step).max() <= 1e-5 * np.abs(W).max()
 
 
 @pytest.mark.parametrize("kind", ["correlation", "squared_error"])

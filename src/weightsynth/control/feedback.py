@@ -30,7 +30,7 @@ from ..core.optimal_program import WeightProgram
 from ..core.program import Program
 from . import feedback_kernel as fk
 from . import feedback_subspace as fs
-from .feedback_loop import RIDGE, RIDGE_MIN, Options, minimize
+from .feedback_loop import FTOL_WINDOW, RIDGE, RIDGE_MIN, Options, minimize
 from .feedback_program import FeedbackProgram
 from .grid_program import GridProgram, resample_nodes
 from .indices import (
@@ -344,8 +344,8 @@ def auto_mixed(problem: Problem, coordinates: str, mixed="auto") -> bool:
 
 
 #: the float32 stages of mixed precision stop once J changes by at most this relative
-#: amount in a step (float32's resolution), or after this many rejected trials in a row:
-#: below that the float64 polish does the work
+#: amount in a single step (float32's resolution, so a window of one), or after this many
+#: rejected trials in a row: below that the float64 polish does the work
 SINGLE_FTOL, SINGLE_MAX_REJECTIONS = float(np.finfo(np.float32).eps), 10
 
 
@@ -449,7 +449,7 @@ def _initial_weights(problem: Problem, W0, spec, data) -> np.ndarray:
 def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps: int = 1,
                         coordinates: str = "auto",
                         solver: str = "rk4", max_iter: int = 1000, rtol: float = 1e-6,
-                        gtol: float = 0.0, ftol: float = 1e-15, history_length: int = 5,
+                        gtol: float = 0.0, ftol: float = 1e-12, history_length: int = 5,
                         precondition: bool = True, refresh: int = 50, chunk: int = 10,
                         max_rejections: int = 60, ridge: float = RIDGE,
                         ridge_min: float = RIDGE_MIN, continuation="auto", coarse="auto",
@@ -460,8 +460,12 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     exact discrete gradient in the L2 metric of W.
 
     Converged when the gradient norm (the stationarity residual, in the metric of eq. 22)
-    falls to ``max(gtol, rtol * residual at W0)``, or J changes by at most ``ftol`` |J| in
-    one accepted step; ``max_iter`` accepted steps in all without that: not converged.
+    falls to ``max(gtol, rtol * residual at W0)``, or J changes by at most ``ftol`` |J|
+    over the last five accepted steps (one in float32; ``feedback_loop.FTOL_WINDOW``).
+    The J test decides where the residual's threshold lies below what round-off in J lets
+    a line search reach, as from W = 0 at long horizons: there 1e-12 left J within 3e-12
+    of its limit (docs/general.md, "Stopping"). ``max_iter`` accepted steps in all without
+    that: not converged.
     ``W0``: see :func:`_initial_coef` ('zero', 'closed_form', a program, or coefficients).
     ``continuation``: fractions of the horizon solved first, each warm-starting the next
     with the same node values (C as a function of (t - t0)/(t1 - t0)); every stage stops at
@@ -539,8 +543,11 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     start = _initial_weights(problem, W0, spec, data) if weights else \
         _initial_coef(problem, W0, spec)
     C0 = jnp.asarray(start)
+    # the J test over FTOL_WINDOW steps in float64; in float32 a step changes J by zero or
+    # by at least float32's resolution, so one step decides there, as it always has
+    window = FTOL_WINDOW if np.dtype(problem.dtype) == np.float64 else 1
     opt = Options(max_iter, rtol, gtol, ftol, history_length, precondition and not weights,
-                  refresh, chunk, max_rejections, float(ridge), float(ridge_min))
+                  refresh, chunk, max_rejections, window, float(ridge), float(ridge_min))
     Q, min_span = auto_subspace(problem, coordinates, subspace)
     if Q is not None:
         opt = replace(opt, subspace=jnp.asarray(Q, problem.dtype), subspace_min_span=min_span)
@@ -550,7 +557,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     if mixed:
         C_s, data_s = fk.single(C0), fk.single(data)
         if np.isfinite(float(fk.node_states(C_s, data_s, spec)[1])):
-            opt_s = replace(opt, ftol=max(opt.ftol, SINGLE_FTOL),
+            opt_s = replace(opt, ftol=max(opt.ftol, SINGLE_FTOL), ftol_window=1,
                             max_rejections=min(opt.max_rejections, SINGLE_MAX_REJECTIONS),
                             subspace=None if opt.subspace is None else fk.single(opt.subspace))
         else:  # W0 overflows float32: the whole search in the problem's precision

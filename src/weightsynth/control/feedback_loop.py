@@ -5,9 +5,10 @@ Nocedal and Wright, Numerical Optimization, algorithms 7.4-7.5 and section 3.5) 
 J / scale over P_k = sqrt(w_k) R_k C_k (R_k^T R_k = K(t_k) + eps, the L2 metric of W),
 ``scale`` the gradient norm at the start, so the first trial step has unit length. The
 trials run inside one compiled ``lax.while_loop`` of at most ``chunk`` accepted steps, which
-stops early on convergence, a run of failed trials or a small change in J; only the per-step
-history crosses to Python. Every ``refresh`` accepted steps the metric is rebuilt along the
-current trajectory and L-BFGS restarts. In weight coordinates at long horizons the
+stops early on convergence, a run of failed trials or a small change in J over the last
+``ftol_window`` accepted steps; only the per-step history crosses to Python. Every
+``refresh`` accepted steps the metric is rebuilt along the current trajectory and L-BFGS
+restarts. In weight coordinates at long horizons the
 recursion starts from the targets' subspace model instead of gamma I (feedback_subspace),
 rebuilt every ``subspace_refresh`` accepted steps without a restart.
 
@@ -44,6 +45,12 @@ RIDGE_SHRINK = 0.1
 SETTLED = 1e-3
 #: Armijo's sufficient-decrease constant
 ARMIJO = 1e-4
+#: the J test looks at the change over this many accepted steps: a single step can change J
+#: by next to nothing mid-descent (a short step after a rejection), five rarely do. At
+#: t1 = 6 (n = 100, L = 50, from W = 0) J is within 1e-8 of its limit after 16-332 float64
+#: steps of the final stage, and a change of at most 1e-15 |J| in one step (J at
+#: round-off) came after 61-479 (docs/general.md, "Stopping")
+FTOL_WINDOW = 5
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class Options:
     refresh: int
     chunk: int
     max_rejections: int
+    #: accepted steps over which the J test measures the change (FTOL_WINDOW)
+    ftol_window: int = FTOL_WINDOW
     ridge: float = RIDGE
     ridge_min: float = RIDGE_MIN
     #: weight coordinates only: Q (n, K), the basis of the targets' span whose subspace
@@ -70,7 +79,8 @@ class Options:
 class State(eqx.Module):
     """The iterate y with f = J/scale and its gradient g there, the L-BFGS pairs in a ring
     (the next slot to write is ``head``; rho = 0 marks an empty or forgotten slot), the
-    search direction d and the trial step a."""
+    search direction d, the trial step a, and ``fw``: f after each of the last accepted
+    steps, oldest first, ending with f (inf before the state's first steps)."""
 
     y: jax.Array
     f: jax.Array
@@ -82,6 +92,7 @@ class State(eqx.Module):
     gamma: jax.Array
     d: jax.Array
     a: jax.Array
+    fw: jax.Array
 
 
 def _objective(P, args):
@@ -117,14 +128,15 @@ def _direction(g, S, Yd, rho, head, gamma, sub=None):
 
 
 @eqx.filter_jit
-def _init(y, args, m: int):
+def _init(y, args, m: int, window: int):
     """A fresh state at y: J, its gradient, no pairs, the direction -H0 g (H0 = I without
-    a subspace: steepest descent)."""
+    a subspace: steepest descent), a J window of ``window`` values (f, the rest inf)."""
     f, g = jax.value_and_grad(_objective)(y, args)
     z = jnp.zeros((m, *y.shape), y.dtype)
     one = jnp.ones((), y.dtype)
+    fw = jnp.full((window,), jnp.inf, y.dtype).at[-1].set(f)
     return State(y, f, g, z, z, jnp.zeros((m,), y.dtype), jnp.asarray(0), one,
-                 -_h0(g, one, args[5]), one)
+                 -_h0(g, one, args[5]), one, fw)
 
 
 @eqx.filter_jit
@@ -133,7 +145,8 @@ def _chunk(state: State, args, limit, stop_res, ftol, max_rej, *, size: int):
 
     Returns (accepted, state, history rows (J, residual, evaluations), code) with code 0
     running, 1 residual <= stop_res, 2 max_rej non-finite trials in a row, 3 max_rej
-    rejected trials in a row, 4 |dJ| <= ftol |J|.
+    rejected trials in a row, 4 |dJ| <= ftol |J| over the state's window of accepted steps
+    (``fw``: J's change since ``len(fw)`` accepted steps before this one).
     """
     scale, sub = args[4], args[5]
     hist = jnp.full((size, 3), jnp.nan, state.y.dtype)
@@ -172,15 +185,16 @@ def _chunk(state: State, args, limit, stop_res, ftol, max_rej, *, size: int):
         # rejected: safeguarded quadratic interpolation of f along d, in [a/10, a/2]
         a_q = -gd * st.a**2 / (2 * (f_t - st.f - gd * st.a))
         a_rej = jnp.where(finite, jnp.clip(a_q, 0.1 * st.a, 0.5 * st.a), 0.5 * st.a)
+        fw = jnp.where(ok, jnp.roll(st.fw, -1).at[-1].set(f_t), st.fw)
         new = State(y, f, g, S, Yd, rho, head, gamma, jnp.where(ok, d, st.d),
-                    jnp.where(ok, 1.0, a_rej).astype(st.a.dtype))
+                    jnp.where(ok, 1.0, a_rej).astype(st.a.dtype), fw)
         nrej = jnp.where(ok, 0, nrej + 1)
         nbad = jnp.where(finite, 0, nbad + 1)
         F, G = scale * f_t, scale * jnp.sqrt(_vdot(g_t, g_t))
         hist = jnp.where(ok, hist.at[acc].set(jnp.stack([F, G, evals.astype(F.dtype)])),
                          hist)
         code = jnp.where(ok & (G <= stop_res), 1, jnp.where(
-            ok & (jnp.abs(f_t - st.f) <= ftol * jnp.abs(f_t)), 4, jnp.where(
+            ok & (jnp.abs(f_t - st.fw[0]) <= ftol * jnp.abs(f_t)), 4, jnp.where(
                 nbad > max_rej, 2, jnp.where(nrej > max_rej, 3, 0))))
         return acc + ok, new, hist, nrej, nbad, code, evals
 
@@ -195,8 +209,8 @@ def _rescaled(state: State, scale, sub):
     """The fresh state of :func:`_init` (made with scale 1 and H0 = I) for f = J / scale
     and H0 from ``sub``: the same point, no second evaluation of J."""
     f, g = state.f / scale, state.g / scale
-    return eqx.tree_at(lambda s: (s.f, s.g, s.d), state,
-                       (f, g, -_h0(g, jnp.ones((), g.dtype), sub)))
+    return eqx.tree_at(lambda s: (s.f, s.g, s.d, s.fw), state,
+                       (f, g, -_h0(g, jnp.ones((), g.dtype), sub), state.fw / scale))
 
 
 def _restart(C, R_old, data, spec, sqw, opt: Options, scale, ridge, sub=None):
@@ -207,7 +221,8 @@ def _restart(C, R_old, data, spec, sqw, opt: Options, scale, ridge, sub=None):
     if R is not None and not bool(jnp.all(jnp.isfinite(R))):
         R = R_old
     y = fk.to_var(C, R, sqw).astype(C.dtype)
-    return R, _init(y, (data, spec, R, sqw, scale, sub), opt.history_length)
+    return R, _init(y, (data, spec, R, sqw, scale, sub), opt.history_length,
+                    opt.ftol_window)
 
 
 def _next_ridge(ridge: float, J_ref: float, J_now: float, opt: Options):
@@ -277,7 +292,9 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
             converged = True
             reason = f"stationarity residual <= {stop_res:.3g} (rtol x initial, or gtol)"
         elif code == 4:
-            converged, reason = True, "relative change in J <= ftol"
+            converged = True
+            reason = (f"relative change in J <= ftol over {opt.ftol_window} accepted step"
+                      f"{'s' if opt.ftol_window > 1 else ''}")
         elif code == 2:
             reason = (f"diverged: {opt.max_rejections} trial steps in a row gave a non-finite "
                       "J or gradient; last good program kept")
