@@ -17,7 +17,7 @@ ratios within one run.
     .venv/bin/python benchmarks/bench_general.py [--targets 1,2,3,4,5,6] [--quick]
         [--ridge R] [--ridge-min R] [--coordinates auto|factor|weights]
         [--coarse auto|none|T1,T2...] [--surrogate auto|off] [--subspace auto|off]
-        [--mixed auto|off] [--mixed-seeds A:B]
+        [--mixed auto|off] [--mixed-seeds A:B] [--pairs]
 
 ``--ridge``, ``--ridge-min``: the feedback solver's metric ridge (start, floor of the
 continuation) in targets 1 and 2 (default: the solver's; equal values: a fixed ridge).
@@ -32,6 +32,10 @@ without the targets-subspace model at long horizons (records of runs with it giv
 float64 throughout, without the float32 search first (records of runs with it give
 ``iterations_per_precision``). ``--mixed-seeds A:B``: instead of the targets, target 1's
 t1 = 6 cases on data seeds A to B - 1, each in float64 throughout and mixed, back to back.
+``--pairs``: instead of the targets, the time of one L-BFGS step (weight coordinates, t1 =
+1, from the state after 20 steps from W = 0) with the pairs stored in float64 and in
+float32 (the solver's choice for float64 problems), the same state otherwise, alternated
+in one process.
 Target 5 measures the factor
 form's pass; target 6 the order of both parametrizations.
 """
@@ -312,6 +316,54 @@ def mixed_seeds(seeds):
     return rows
 
 
+def pair_steps(quick):
+    """Milliseconds per accepted L-BFGS step with the pairs in float64 and in float32 (the
+    same state and the same steps, alternated in this process), at target 1's and target
+    2's shapes, t1 = 1, weight coordinates, from the state 20 steps after W = 0."""
+    import equinox as eqx
+
+    from weightsynth.control import feedback_loop as fl
+
+    rows = []
+    for n, L, beta, steps, reps in ((100, 50, 0.01, 10, 6), (256, 256, 0.5, 4, 3)):
+        if quick:
+            n, L, steps, reps = n // 4, L // 4, 4, 2
+        phi, theta = memory_data(n, L) if L <= n // 2 else random_data(n, L)
+        p = ws.Problem(phi, theta, "squared_error", beta=beta, t1=1.0)
+        spec, data = _spec_data(p, 26, 1, "rk4", "weights")
+        sqw = fk.trapezoid_sqrt(data, spec)
+        y = fk.to_var(jnp.zeros((26, n, n)), None, sqw)
+        st = fl._init(y, (data, spec, None, sqw, jnp.asarray(1.0), None), 5, 5)
+        scale = jnp.linalg.norm(st.g)
+        args = (data, spec, None, sqw, scale, None)
+
+        def run(state, k, args=args):
+            acc, state, _, _ = fl._chunk(state, args, jnp.asarray(k), jnp.asarray(0.0),
+                                         jnp.asarray(0.0), jnp.asarray(60), size=10)
+            jax.block_until_ready(state.y)
+            return int(acc), state
+
+        st = fl._rescaled(st, scale, None)
+        for _ in range(2):
+            _, st = run(st, 10)
+        states = {"float32": st, "float64": eqx.tree_at(
+            lambda s: (s.S, s.Yd), st, (st.S.astype(jnp.float64), st.Yd.astype(jnp.float64)))}
+        times = {k: [] for k in states}
+        for r in range(reps + 1):  # the first round compiles
+            for k, s0 in states.items():
+                t = time.perf_counter()
+                acc, _ = run(s0, steps)
+                if r and acc == steps:
+                    times[k].append((time.perf_counter() - t) / steps * 1e3)
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        rows.append(dict(n=n, L=L, beta=beta, steps=steps, repeats=reps,
+                         ms_per_step={k: round(v, 2) for k, v in med.items()},
+                         all_ms={k: [round(x, 2) for x in v] for k, v in times.items()},
+                         ratio_float32_to_float64=round(med["float32"] / med["float64"], 3)))
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
 TARGETS = {1: target1, 2: target2, 3: target3, 4: target4, 5: target5, 6: target6}
 
 
@@ -337,6 +389,9 @@ def main(argv=None):
     ap.add_argument("--mixed-seeds", default=None, metavar="A:B",
                     help="instead of the targets: target 1 at t1 = 6 on data seeds A..B-1, "
                          "float64 against mixed precision")
+    ap.add_argument("--pairs", action="store_true",
+                    help="instead of the targets: the L-BFGS step with float64 and float32 "
+                         "pairs")
     ap.add_argument("--surrogate", default=None, choices=("auto", "off"),
                     help="the correlation index's saturation surrogate in targets 1 and 2")
     ap.add_argument("--out", default=None)
@@ -359,7 +414,9 @@ def main(argv=None):
     if a.mixed_seeds is not None:
         lo, hi = (int(x) for x in a.mixed_seeds.split(":"))
         out["mixed_seeds"] = mixed_seeds(range(lo, hi))
-    for k in (() if a.mixed_seeds else (int(x) for x in a.targets.split(","))):
+    if a.pairs:
+        out["pairs"] = pair_steps(a.quick)
+    for k in (() if a.mixed_seeds or a.pairs else (int(x) for x in a.targets.split(","))):
         t = time.perf_counter()
         if k == 3 and a.t3_max_iter is not None:
             out["target3"] = target3(a.quick, a.t3_max_iter, (np.float64,))

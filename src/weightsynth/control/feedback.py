@@ -30,7 +30,7 @@ from ..core.optimal_program import WeightProgram
 from ..core.program import Program
 from . import feedback_kernel as fk
 from . import feedback_subspace as fs
-from .feedback_loop import FTOL_WINDOW, RIDGE, RIDGE_MIN, Options, minimize
+from .feedback_loop import FTOL_WINDOW, RIDGE, RIDGE_MIN, Options, minimize, pair_dtype
 from .feedback_program import FeedbackProgram
 from .grid_program import GridProgram, resample_nodes
 from .indices import (
@@ -155,8 +155,9 @@ def estimate_memory(problem: Problem, nodes: int = 26, substeps: int = 1,
     per_state = L * n + 2 * L * L
     factor = coordinates == "factor"
     variables = T * (L * n if factor else n * n)  # C, or W itself
-    return item * (4 * T * L * n + 3 * substeps * (stages + 2) * per_state
-                   + (2 * T * L * L if factor else 0) + variables * (2 * history_length + 12))
+    pairs = 2 * history_length * variables * pair_dtype(problem.dtype).itemsize
+    return pairs + item * (4 * T * L * n + 3 * substeps * (stages + 2) * per_state
+                           + (2 * T * L * L if factor else 0) + 12 * variables)
 
 
 #: "auto" continuation in weight coordinates: horizons longer than this (in units of the

@@ -110,29 +110,42 @@ def _h0(x, gamma, sub):
     return gamma * x if sub is None else sub.apply(x, gamma)
 
 
+def pair_dtype(dtype):
+    """The dtype the L-BFGS pairs are stored in: float32 for float64 iterates, else the
+    iterates' own. The pairs only shape the search direction (the inverse-Hessian model),
+    which float32's relative precision serves as well; J, its gradient, the line search
+    and the stopping tests stay in float64. Half the bytes halve the two-loop recursion's
+    memory traffic, most of a step's bookkeeping (docs/general.md, "Optimizer")."""
+    dtype = jnp.dtype(dtype)
+    return jnp.dtype(jnp.float32) if dtype == jnp.float64 else dtype
+
+
 def _direction(g, S, Yd, rho, head, gamma, sub=None):
     """-H g by the two-loop recursion over the ring, newest pair first, from H0 =
-    :func:`_h0`; slots with rho = 0 contribute nothing."""
+    :func:`_h0`; slots with rho = 0 contribute nothing. The vectors are updated in the
+    pairs' dtype (:func:`pair_dtype`), the scalars rho, gamma and the alphas in g's."""
     m = rho.shape[0]
+    pd = S.dtype
     order = [(head + i) % m for i in range(m)]  # oldest to newest
-    q, alphas = g, [None] * m
+    q, alphas = g.astype(pd), [None] * m
     for i in reversed(range(m)):
         k = order[i]
-        alphas[i] = rho[k] * _vdot(S[k], q)
-        q = q - alphas[i] * Yd[k]
-    r = _h0(q, gamma, sub)
+        alphas[i] = rho[k] * _vdot(S[k], q).astype(rho.dtype)
+        q = q - alphas[i].astype(pd) * Yd[k]
+    r = _h0(q, gamma.astype(pd), sub).astype(pd)
     for i in range(m):
         k = order[i]
-        r = r + S[k] * (alphas[i] - rho[k] * _vdot(Yd[k], r))
-    return -r
+        r = r + S[k] * (alphas[i] - rho[k] * _vdot(Yd[k], r).astype(rho.dtype)).astype(pd)
+    return -r.astype(g.dtype)
 
 
 @eqx.filter_jit
 def _init(y, args, m: int, window: int):
-    """A fresh state at y: J, its gradient, no pairs, the direction -H0 g (H0 = I without
-    a subspace: steepest descent), a J window of ``window`` values (f, the rest inf)."""
+    """A fresh state at y: J, its gradient, no pairs (room for ``m`` in
+    :func:`pair_dtype`), the direction -H0 g (H0 = I without a subspace: steepest
+    descent), a J window of ``window`` values (f, the rest inf)."""
     f, g = jax.value_and_grad(_objective)(y, args)
-    z = jnp.zeros((m, *y.shape), y.dtype)
+    z = jnp.zeros((m, *y.shape), pair_dtype(y.dtype))
     one = jnp.ones((), y.dtype)
     fw = jnp.full((window,), jnp.inf, y.dtype).at[-1].set(f)
     return State(y, f, g, z, z, jnp.zeros((m,), y.dtype), jnp.asarray(0), one,
@@ -168,8 +181,8 @@ def _chunk(state: State, args, limit, stop_res, ftol, max_rej, *, size: int):
         sy = _vdot(s, yd)
         keep = ok & (sy > 1e-10 * jnp.sqrt(_vdot(s, s) * _vdot(yd, yd)))
         h = st.head  # in-place ring updates: one slot written, never the whole buffer
-        S = st.S.at[h].set(jnp.where(keep, s, st.S[h]))
-        Yd = st.Yd.at[h].set(jnp.where(keep, yd, st.Yd[h]))
+        S = st.S.at[h].set(jnp.where(keep, s.astype(st.S.dtype), st.S[h]))
+        Yd = st.Yd.at[h].set(jnp.where(keep, yd.astype(st.Yd.dtype), st.Yd[h]))
         rho = st.rho.at[h].set(jnp.where(keep, 1 / sy, st.rho[h]))
         head = jnp.where(keep, (h + 1) % rho.shape[0], h)
         gamma_new = sy / _vdot(yd, yd)
