@@ -617,6 +617,13 @@ def _schedule_name(fracs) -> str:
     return f"continuation {fracs}" if fracs else "the full horizon directly"
 
 
+def _threshold(C, data, spec, opt: Options) -> float:
+    """The full problem's stopping residual from the start C: max(gtol, rtol x the
+    residual there), which every stage of a run (and mixed precision's polish) stops at."""
+    res0 = minimize(C, data, spec, replace(opt, max_iter=0))[-1]
+    return max(opt.gtol, opt.rtol * res0)
+
+
 def _polish(run, C0, problem: Problem, data, spec, opt: Options, t_start: float, bar):
     """Mixed precision's last stage: L-BFGS in the problem's precision on the full horizon
     and grid from the float32 ``run`` of :func:`_solve_levels`, stopping at the threshold
@@ -624,11 +631,9 @@ def _polish(run, C0, problem: Problem, data, spec, opt: Options, t_start: float,
     run with the polished C, its rows added, and its convergence."""
     C32, rows, _, reason32, J32, scale, it = run
     dt = data.Z0.dtype
-    _, _, _, _, _, res0 = minimize(jnp.asarray(scale * C0, dt), data, spec,
-                                   replace(opt, max_iter=0))
     C, part, converged, reason, it, _ = minimize(
         jnp.asarray(C32, dt), data, spec, _stage_options(opt, problem.t1 - problem.t0), it,
-        t_start, bar, max(opt.gtol, opt.rtol * res0))
+        t_start, bar, _threshold(jnp.asarray(scale * C0, dt), data, spec, opt))
     rows = rows + [dict(row, nodes=spec.T, surrogate=False) for row in part]
     reason = f"{reason} (in {dt}, from the float32 search, which ended: {reason32})"
     J = float(fk.node_states(C, data, spec)[1])
@@ -656,8 +661,7 @@ def _solve_levels(C0, fracs, levels, scale_start: bool, problem: Problem, data, 
     surrogate = surrogate or (from_zero and scale == 0.0)
     stop = None
     if fracs or len(levels) > 1 or surrogate:  # the threshold of the full problem at W0
-        _, _, _, _, _, res0 = minimize(C0, data, spec, replace(opt, max_iter=0))
-        stop = max(opt.gtol, opt.rtol * res0)
+        stop = _threshold(C0, data, spec, opt)
     rows, C = [], C0
     for k, T in enumerate(levels):
         level = replace(spec, T=T)
