@@ -229,7 +229,8 @@ def test_long_horizon_auto_keeps_the_memories():
 
 
 def _memory_problem_t6(kind):
-    """The long-horizon memory problem above: n = 8, L = 10, t1 = 6, beta = 1/8."""
+    """The memory problem of test_long_horizon_auto_keeps_the_memories: n = 8, L = 10,
+    t1 = 6, beta = 1/8."""
     rng = np.random.default_rng(0)
     n, L = 8, 10
     ex = np.sign(rng.standard_normal((2, n)))
