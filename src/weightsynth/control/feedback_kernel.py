@@ -111,15 +111,20 @@ TABLEAUS = {
 }
 
 
-def _rhs(t, Z, C, data: Data, spec: Spec):
+def _rhs(t, Z, C, data: Data, spec: Spec, constant=None):
     """S under W = C^T Y (eq. 21) and the running cost l + tr(C^T K C)/(2 beta); in weight
-    coordinates (C = W^T) S is N itself, dZ/dt = -Z + Y W^T, and the effort ||W||^2/(2 beta)."""
+    coordinates (C = W^T) S is N itself, dZ/dt = -Z + Y W^T, and the effort ||W||^2/(2 beta).
+    ``constant`` (weight coordinates): (P, M), C plus P M P^T at every time, applied as
+    ((Y P) M) P^T (the effort leaves it out)."""
     Y = basis(Z, t, data, spec)
     offset = jnp.asarray(data.dynamics.offset(t), Z.dtype)
     if spec.coords == "weights":
         effort = 0.5 * jnp.sum(C * C) / data.beta
-        return -Z + Y @ C + offset, (running(Z, Y, None, C, t, data, spec)
-                                     + effort).astype(Z.dtype)
+        dZ = -Z + Y @ C + offset
+        if constant is not None:
+            P, M = constant
+            dZ = dZ + ((Y @ P) @ M) @ P.T
+        return dZ, (running(Z, Y, None, C, t, data, spec) + effort).astype(Z.dtype)
     K = gram(Y)
     KC = K @ C
     effort = 0.5 * jnp.sum(C * KC) / data.beta
@@ -127,10 +132,12 @@ def _rhs(t, Z, C, data: Data, spec: Spec):
     return -Z + KC + offset, (running(Z, Y, K_of_g, C, t, data, spec) + effort).astype(Z.dtype)
 
 
-def solve_S(Cn, data: Data, spec: Spec):
+def solve_S(Cn, data: Data, spec: Spec, constant=None):
     """S and the accumulated running cost under the nodes Cn (T, L, n), by ``substeps``
     steps of the fixed-step explicit Runge-Kutta method ``spec.solver`` per node interval
-    (C linear inside each interval, so the field is smooth within every step).
+    (C linear inside each interval, so the field is smooth within every step). In weight
+    coordinates ``constant`` = (P, M) adds P M P^T to C at every time in low-rank form
+    (:func:`_rhs`; the subspace model's tangents, feedback_subspace).
 
     A ``lax.scan`` over the intervals, each rematerialized in the reverse pass: reverse-mode
     autodiff gives the exact gradient of this discrete J (the discrete adjoint) while
@@ -151,7 +158,8 @@ def solve_S(Cn, data: Data, spec: Spec):
                 s = (j + ci) / spec.substeps
                 Zi = Z + h * sum((aij * kz for aij, (kz, _) in zip(ai, ks, strict=False)
                                   if aij != 0.0), jnp.zeros_like(Z))
-                ks.append(_rhs(data.t0 + (k + s) * H, Zi, Ca + s * (Cb - Ca), data, spec))
+                ks.append(_rhs(data.t0 + (k + s) * H, Zi, Ca + s * (Cb - Ca), data, spec,
+                                constant))
             Z = Z + h * sum(bi * kz for bi, (kz, _) in zip(b, ks, strict=True))
             acc = acc + h * sum(bi * kc for bi, (_, kc) in zip(b, ks, strict=True))
         return (Z, acc), Z

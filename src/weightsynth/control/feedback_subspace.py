@@ -102,8 +102,9 @@ def subspace_hessian(y, Q, data, spec, sqw):
     K = Q.shape[1]
     span = jnp.sqrt(jnp.sum(sqw ** 2))  # sqrt(t1 - t0): W changes by Q A Q^T / span
 
-    def outputs(a):
-        return fk.solve_S(C + (Q @ a.reshape(K, K) @ Q.T / span)[None], data, spec)[0][-1]
+    def outputs(a):  # C + Q A Q^T / span, applied in low-rank form: the tangents cost
+        # O(L n K) per stage each, not the O(L n^2) of a dense change of W
+        return fk.solve_S(C, data, spec, (Q, a.reshape(K, K) / span))[0][-1]
 
     Z1, lin = jax.linearize(outputs, jnp.zeros(K * K, C.dtype))
     Jz = jax.vmap(lin)(jnp.eye(K * K, dtype=C.dtype))  # (K^2, L, n)
