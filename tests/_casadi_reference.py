@@ -31,7 +31,23 @@ def _lagrange_data(d):
     return tau, C, D, B
 
 
+#: solves already done in this process: the solve is deterministic, and test modules
+#: (test_feedback, test_feedback_subspace) ask for the same references
+_SOLVED: dict = {}
+
+
 def solve(phi, theta, beta, t1, kind, N=12, d=3, tol=1e-12):
+    """(J, collocation times, W there); each distinct problem is solved once per process
+    (copies of the arrays are returned)."""
+    phi, theta = np.asarray(phi, np.float64), np.asarray(theta, np.float64)
+    key = (phi.shape, phi.tobytes(), theta.tobytes(), float(beta), float(t1), kind, N, d, tol)
+    if key not in _SOLVED:
+        _SOLVED[key] = _solve(phi, theta, beta, t1, kind, N, d, tol)
+    J, times, W = _SOLVED[key]
+    return J, times.copy(), W.copy()
+
+
+def _solve(phi, theta, beta, t1, kind, N, d, tol):
     import casadi as ca
 
     L, n = phi.shape

@@ -35,8 +35,8 @@ from . import feedback_kernel as fk
 from .grid_program import resample_nodes
 
 #: the subspace is used when the targets' rank K is at most this: the model costs K^2
-#: tangent passes (K = 10, 8 nodes, float32: 0.13 s, ten gradients of the solver at
-#: n = 100, L = 50, 26 nodes)
+#: tangents of one forward pass (K = 10, 8 nodes, float32: 61 ms, about four gradients
+#: of the solver at n = 100, L = 50, 26 nodes)
 MAX_RANK = 12
 #: accepted L-BFGS steps between rebuilds of the model, and the model's grid: 1 /
 #: MODEL_COARSEN of the node intervals (at least 5). Memory data, n = 100, L = 50, beta
