@@ -22,10 +22,16 @@ def test_ctrl_c_during_worker_start_up_prints_one_line_and_exits_130(tmp_path, d
     cfg.write_text('protocol = "sweep_protocols:selftest"\n[grid]\nx = [1, 2, 3, 4]\n'
                    "[fixed]\nsleep = 2.0\n")
     out = tmp_path / "o"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "weightsynth.cli", "sweep", str(cfg), "--out", str(out),
-         "--workers", "2", "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # a child inherits an ignored SIGINT (as under a background shell job or nohup, where
+    # Ctrl-C never reaches a process), never a handler: give the CLI the terminal's default
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "weightsynth.cli", "sweep", str(cfg), "--out", str(out),
+             "--workers", "2", "--no-progress"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, before)
     time.sleep(delay)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     try:
