@@ -467,7 +467,8 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     a line search reach, as from W = 0 at long horizons: there 1e-12 left J within 3e-12
     of its limit (docs/general.md, "Stopping"). ``ftol=0`` leaves the residual as the only
     test but for J not moving at all over the window (else the J test can also fire where
-    the threshold is within reach, on a stretch where J barely moves). ``max_iter`` accepted steps in all without either: not converged.
+    the threshold is within reach, on a stretch where J barely moves). ``max_iter``
+    accepted steps in all without either: not converged.
     ``W0``: see :func:`_initial_coef` ('zero', 'closed_form', a program, or coefficients).
     ``continuation``: fractions of the horizon solved first, each warm-starting the next
     with the same node values (C as a function of (t - t0)/(t1 - t0)); every stage stops at
