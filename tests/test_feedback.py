@@ -551,7 +551,8 @@ def test_handover_gives_the_bfgs_direction_of_the_new_scale():
     z, one = jnp.zeros((m, N), jnp.float32), jnp.asarray(1.0)
     fresh = State(jnp.asarray(x), jnp.asarray(0.0), jnp.asarray(g), z, z, jnp.zeros(m),
                   jnp.asarray(0), one, -jnp.asarray(g), one, jnp.zeros(5))  # no pairs yet
-    state = _take_over(fresh, warm, jnp.asarray(new), None)
+    state = _take_over(fresh, (warm.S, warm.Yd, warm.rho, warm.head, warm.gamma),
+                       warm.scale / new, None)
     Ynew = YJ / new
     rho = 1 / np.einsum("ij,ij->i", S, Ynew)
     H = (S[0] @ Ynew[0]) / (Ynew[0] @ Ynew[0]) * np.eye(N)

@@ -263,18 +263,21 @@ class Handover(eqx.Module):
     since_sub: int = eqx.field(static=True)
 
 
-def _take_over(state: State, warm: Handover, scale, sub):
-    """``state`` (fresh, f = J / scale) with ``warm``'s pairs and scaling, converted to
-    this scale (y and 1 / rho scale as 1 / scale, gamma as scale) and to this run's dtypes,
-    and the direction they give."""
+@eqx.filter_jit
+def _take_over(state: State, pairs, r, sub):
+    """``state`` (fresh, f = J / scale) with another run's ``pairs`` (S, Yd, rho, head,
+    gamma of :class:`Handover`) for f = J / scale_old, converted to this scale (r =
+    scale_old / scale: y and 1 / rho scale as 1 / scale, gamma as scale) and to this run's
+    dtypes, and the direction they give."""
+    S, Yd, rho, head, gamma = pairs
     dt = state.y.dtype
-    r = (warm.scale / scale).astype(dt)  # y_new = r y_old
-    S, Yd = warm.S.astype(state.S.dtype), (warm.Yd * r).astype(state.S.dtype)
-    rho, gamma = warm.rho.astype(dt) / r, warm.gamma.astype(dt) / r
-    d = _direction(state.g, S, Yd, rho, warm.head, gamma, sub)
+    r = r.astype(dt)  # y_new = r y_old
+    S, Yd = S.astype(state.S.dtype), (Yd * r).astype(state.S.dtype)
+    rho, gamma = rho.astype(dt) / r, gamma.astype(dt) / r
+    d = _direction(state.g, S, Yd, rho, head, gamma, sub)
     descent = _vdot(state.g, d) < 0
     return eqx.tree_at(lambda s: (s.S, s.Yd, s.rho, s.head, s.gamma, s.d), state,
-                       (S, Yd, jnp.where(descent, rho, 0), warm.head,
+                       (S, Yd, jnp.where(descent, rho, 0), head,
                         jnp.where(descent, gamma, state.gamma),
                         jnp.where(descent, d, state.d)))
 
@@ -306,7 +309,8 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
                 sub = fs.build(fk.to_var(C, None, sqw), opt.subspace, data, spec, sqw, scale)
         state = _rescaled(state, scale, sub)
         if warm is not None and R is None:  # the same variables (no metric to differ)
-            state = _take_over(state, warm, scale, sub)
+            state = _take_over(state, (warm.S, warm.Yd, warm.rho, warm.head, warm.gamma),
+                               warm.scale / scale, sub)
     stop_res = max(opt.gtol, opt.rtol * res) if stop_res is None else stop_res
     t1 = float(data.t1)
     rows = [dict(iteration=it0, J=J, residual=res, t1=t1, evals=1,
