@@ -524,45 +524,6 @@ def test_lbfgs_direction_matches_the_dense_bfgs_update(pairs):
         np.testing.assert_allclose(np.asarray(d), -H @ g, rtol=tol, atol=tol)
 
 
-def test_handover_gives_the_bfgs_direction_of_the_new_scale():
-    """Mixed precision's polish takes over the float32 run's pairs: for f = J / scale they
-    are (s, y / scale), so moving to another scale multiplies y by old / new scale. On a
-    quadratic J, after the take-over the direction is -H g with H the BFGS update of
-    gamma I, the pairs and gamma formed afresh from J's gradient differences at the new
-    scale (dense NumPy), and the float32 pairs arrive in the pairs' dtype."""
-    from weightsynth.control.feedback_loop import Handover, State, _take_over
-
-    rng = np.random.default_rng(8)
-    N, m, head = 6, 3, 1
-    A = rng.standard_normal((N, N))
-    A = A @ A.T + N * np.eye(N)
-    S = rng.standard_normal((m, N))
-    YJ = S @ A.T                              # gradient differences of J itself
-    old, new = 7.0, 0.02                      # the two runs' scales of f = J / scale
-    Yold = YJ / old
-    rho_old = 1 / np.einsum("ij,ij->i", S, Yold)
-    gamma_old = (S[0] @ Yold[0]) / (Yold[0] @ Yold[0])
-    warm = Handover(jnp.asarray(S, jnp.float32), jnp.asarray(Yold, jnp.float32),
-                    jnp.asarray(rho_old, jnp.float32), jnp.asarray(head),
-                    jnp.asarray(gamma_old, jnp.float32), None, jnp.asarray(old, jnp.float32),
-                    0)
-    x = rng.standard_normal(N)
-    g = A @ x / new
-    z, one = jnp.zeros((m, N), jnp.float32), jnp.asarray(1.0)
-    fresh = State(jnp.asarray(x), jnp.asarray(0.0), jnp.asarray(g), z, z, jnp.zeros(m),
-                  jnp.asarray(0), one, -jnp.asarray(g), one, jnp.zeros(5))  # no pairs yet
-    state = _take_over(fresh, (warm.S, warm.Yd, warm.rho, warm.head, warm.gamma),
-                       warm.scale / new, None)
-    Ynew = YJ / new
-    rho = 1 / np.einsum("ij,ij->i", S, Ynew)
-    H = (S[0] @ Ynew[0]) / (Ynew[0] @ Ynew[0]) * np.eye(N)
-    for k in [(head + i) % m for i in range(m)]:  # oldest to newest
-        V = np.eye(N) - rho[k] * np.outer(Ynew[k], S[k])
-        H = V.T @ H @ V + rho[k] * np.outer(S[k], S[k])
-    assert state.S.dtype == np.float32 and state.rho.dtype == np.float64
-    np.testing.assert_allclose(np.asarray(state.d), -H @ g, rtol=1e-5)
-
-
 def test_auto_coordinates_choice(data):
     """"auto" keeps the factor form where weights would cost more per pass (n > 4 L) or not
     fit, where W0 is an array of coefficients, and for the paper's index (W* in the family);

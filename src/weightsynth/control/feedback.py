@@ -494,11 +494,11 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     longer than 3 time constants when the targets' rank is at most 12 (see
     :func:`auto_subspace`); the rank used is ``settings["subspace"]``.
     ``mixed_precision``: run the schedule above in float32, then the full problem in float64
-    from the float32 program with the lowest J, continuing its L-BFGS pairs and subspace
-    model, stopping at the float64 problem's own threshold (:func:`auto_mixed`; ``"auto"``,
-    the default: float64 problems in weight coordinates at long horizons; a W0 whose J
-    overflows float32 runs in the problem's precision throughout). History rows say their
-    ``precision``; ``settings["mixed_precision"]`` whether it was used.
+    from the float32 program with the lowest J, stopping at the float64 problem's own
+    threshold (:func:`auto_mixed`; ``"auto"``, the default: float64 problems in weight
+    coordinates at long horizons; a W0 whose J overflows float32 runs in the problem's
+    precision throughout). History rows say their ``precision``;
+    ``settings["mixed_precision"]`` whether it was used.
     ``refresh``: iterations between updates of the metric (and L-BFGS restarts).
     ``ridge``, ``ridge_min``: the metric is R_k^T R_k = K(t_k) + ridge x (mean eigenvalue
     of K(t_k)) I; once J has settled, each refresh divides the ridge by 10, down to
@@ -568,10 +568,9 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     bar = _bar(progress, max_iter)
     t_start = time.perf_counter()
     runs, it = [], 0
-    handovers = [{} for _ in schedules]  # each run's last L-BFGS state, for the polish
     for k, sched in enumerate(schedules):
         out = _solve_levels(C_s, sched, levels, scale_start, problem, data_s, spec, opt_s, it,
-                            t_start, bar, surrogate, from_zero, handovers[k])
+                            t_start, bar, surrogate, from_zero)
         it = out[-1]
         runs.append(out)
         for row in out[1]:
@@ -580,8 +579,7 @@ def feedback_synthesize(problem: Problem, *, W0=None, nodes: int = 26, substeps:
     # search that fails counts as done: the lower J alone
     best = min(range(len(runs)), key=lambda k: (not (mixed or runs[k][2]), runs[k][4]))
     if mixed:
-        runs[best] = _polish(runs[best], C0, problem, data, spec, opt, t_start, bar,
-                             handovers[best].get("handover"))
+        runs[best] = _polish(runs[best], C0, problem, data, spec, opt, t_start, bar)
         it = runs[best][-1]
         for row in runs[best][1]:
             row.setdefault("run", best)
@@ -628,18 +626,16 @@ def _threshold(C, data, spec, opt: Options) -> float:
     return max(opt.gtol, opt.rtol * res0)
 
 
-def _polish(run, C0, problem: Problem, data, spec, opt: Options, t_start: float, bar,
-            warm=None):
+def _polish(run, C0, problem: Problem, data, spec, opt: Options, t_start: float, bar):
     """Mixed precision's last stage: L-BFGS in the problem's precision on the full horizon
     and grid from the float32 ``run`` of :func:`_solve_levels`, stopping at the threshold
-    of the full problem at the (scaled) start, as that function's stages do; ``warm``: the
-    float32 run's last L-BFGS state (feedback_loop.Handover), which it continues. Returns
-    the run with the polished C, its rows added, and its convergence."""
+    of the full problem at the (scaled) start, as that function's stages do. Returns the
+    run with the polished C, its rows added, and its convergence."""
     C32, rows, _, reason32, J32, scale, it = run
     dt = data.Z0.dtype
     C, part, converged, reason, it, _ = minimize(
         jnp.asarray(C32, dt), data, spec, _stage_options(opt, problem.t1 - problem.t0), it,
-        t_start, bar, _threshold(jnp.asarray(scale * C0, dt), data, spec, opt), warm)
+        t_start, bar, _threshold(jnp.asarray(scale * C0, dt), data, spec, opt))
     rows = rows + [dict(row, nodes=spec.T, surrogate=False) for row in part]
     reason = f"{reason} (in {dt}, from the float32 search, which ended: {reason32})"
     J = float(fk.node_states(C, data, spec)[1])
@@ -648,7 +644,7 @@ def _polish(run, C0, problem: Problem, data, spec, opt: Options, t_start: float,
 
 def _solve_levels(C0, fracs, levels, scale_start: bool, problem: Problem, data, spec,
                   opt: Options, it: int, t_start: float, bar, surrogate: bool = False,
-                  from_zero: bool = False, handover: dict | None = None):
+                  from_zero: bool = False):
     """The horizon schedule ``fracs`` on the coarsest grid of ``levels``, then the full
     horizon on each finer grid from the interpolated coarser program. With
     ``scale_start``, C0 is first scaled by :func:`_scaled_start` on the first horizon
@@ -657,8 +653,7 @@ def _solve_levels(C0, fracs, levels, scale_start: bool, problem: Problem, data, 
     start is W = 0. Every stage of the index itself stops at the full
     problem's threshold (rtol x its residual at the start). Returns (C, history rows,
     converged, reason, J on the full grid and horizon, the start's scale, iterations so
-    far); rows of the surrogate stage have ``surrogate`` True. ``handover``: a dict that
-    receives the last full-horizon stage's L-BFGS state (for mixed precision's polish)."""
+    far); rows of the surrogate stage have ``surrogate`` True."""
     scale = 1.0
     if scale_start:
         first = eqx.tree_at(lambda d: d.t1, data, jnp.asarray(
@@ -682,8 +677,7 @@ def _solve_levels(C0, fracs, levels, scale_start: bool, problem: Problem, data, 
                 bar)
             rows += [dict(row, nodes=T, surrogate=True) for row in part]
         C, part, converged, reason, J, it = _solve_stages(
-            C, fracs if k == 0 else (), problem, data, level, opt, it, t_start, bar, stop,
-            handover)
+            C, fracs if k == 0 else (), problem, data, level, opt, it, t_start, bar, stop)
         rows += [dict(row, nodes=T, surrogate=False) for row in part]
     return C, rows, converged, reason, J, scale, it
 
@@ -695,7 +689,7 @@ def _stage_options(opt: Options, span: float) -> Options:
 
 
 def _solve_stages(C0, fracs, problem: Problem, data, spec, opt: Options, it: int,
-                  t_start: float, bar, stop=None, handover: dict | None = None):
+                  t_start: float, bar, stop=None):
     """L-BFGS on each horizon fraction of ``fracs`` in turn, then on the full horizon, from
     C0, each stopping at a residual of ``stop`` (None: rtol x its own at its start):
     (C, history rows, converged, reason, J of C on the full horizon, iterations so far)."""
@@ -705,7 +699,7 @@ def _solve_stages(C0, fracs, problem: Problem, data, spec, opt: Options, it: int
         stage = eqx.tree_at(lambda d: d.t1, data, jnp.asarray(t1, data.t1.dtype))
         C, part, converged, reason, it, _ = minimize(
             C, stage, spec, _stage_options(opt, f * (problem.t1 - problem.t0)), it, t_start,
-            bar, stop, out=handover if f == 1.0 else None)  # the full horizon's state
+            bar, stop)
         rows += part
         if f < 1.0 and not converged and "cap" not in reason:
             break  # a failed stage: report it (the program is for the full horizon below)

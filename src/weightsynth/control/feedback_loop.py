@@ -10,9 +10,7 @@ stops early on convergence, a run of failed trials or a small change in J over t
 ``refresh`` accepted steps the metric is rebuilt along the current trajectory and L-BFGS
 restarts. In weight coordinates at long horizons the
 recursion starts from the targets' subspace model instead of gamma I (feedback_subspace),
-rebuilt every ``subspace_refresh`` accepted steps without a restart. Mixed precision's
-float64 polish continues the float32 run's pairs and model (:class:`Handover`) instead of
-starting without them.
+rebuilt every ``subspace_refresh`` accepted steps without a restart.
 
 Why not optimistix's or optax's L-BFGS: on these 1 MB variables optimistix 0.1.0 spends
 10 ms (history 5) to 50 ms (history 20) per step beyond the 24 ms evaluation of J and its
@@ -248,47 +246,10 @@ def _next_ridge(ridge: float, J_ref: float, J_now: float, opt: Options):
     return ridge, J_now
 
 
-class Handover(eqx.Module):
-    """What one run of :func:`minimize` leaves for the next on the same problem in another
-    precision (mixed precision's polish): its L-BFGS pairs, scaling and subspace model, all
-    for f = J / ``scale``, and the steps since the model was built."""
-
-    S: jax.Array
-    Yd: jax.Array
-    rho: jax.Array
-    head: jax.Array
-    gamma: jax.Array
-    sub: fs.Subspace | None
-    scale: jax.Array
-    since_sub: int = eqx.field(static=True)
-
-
-@eqx.filter_jit
-def _take_over(state: State, pairs, r, sub):
-    """``state`` (fresh, f = J / scale) with another run's ``pairs`` (S, Yd, rho, head,
-    gamma of :class:`Handover`) for f = J / scale_old, converted to this scale (r =
-    scale_old / scale: y and 1 / rho scale as 1 / scale, gamma as scale) and to this run's
-    dtypes, and the direction they give."""
-    S, Yd, rho, head, gamma = pairs
-    dt = state.y.dtype
-    r = r.astype(dt)  # y_new = r y_old
-    S, Yd = S.astype(state.S.dtype), (Yd * r).astype(state.S.dtype)
-    rho, gamma = rho.astype(dt) / r, gamma.astype(dt) / r
-    d = _direction(state.g, S, Yd, rho, head, gamma, sub)
-    descent = _vdot(state.g, d) < 0
-    return eqx.tree_at(lambda s: (s.S, s.Yd, s.rho, s.head, s.gamma, s.d), state,
-                       (S, Yd, jnp.where(descent, rho, 0), head,
-                        jnp.where(descent, gamma, state.gamma),
-                        jnp.where(descent, d, state.d)))
-
-
 def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = None,
-             bar=None, stop_res: float | None = None, warm: Handover | None = None,
-             out: dict | None = None):
+             bar=None, stop_res: float | None = None):
     """L-BFGS from C; returns (C, history rows, converged, reason, iterations, residual at
-    C). Converged at a gradient norm <= ``stop_res`` (default max(gtol, rtol x that at C)).
-    ``warm``: start from another run's pairs and subspace model (:class:`Handover`) instead
-    of none; ``out``: a dict that receives this run's as ``out["handover"]``."""
+    C). Converged at a gradient norm <= ``stop_res`` (default max(gtol, rtol x that at C))."""
     t_start = time.perf_counter() if t_start is None else t_start
     dt = data.Z0.dtype
     sqw = fk.trapezoid_sqrt(data, spec)
@@ -298,24 +259,16 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
     if not (np.isfinite(J) and np.isfinite(res)):
         raise ValueError("the initial program W0 gives a non-finite J or gradient")
     scale = jnp.asarray(max(res, 1e-300), dt)
-    sub, since_sub = None, 0
+    sub = None
     if res > 0:
         if opt.subspace is not None and opt.max_iter > it0:
-            if warm is not None and warm.sub is not None:  # Hi is scale x (J's model)^-1
-                sub = jax.tree_util.tree_map(lambda a: a.astype(dt), warm.sub)
-                sub = eqx.tree_at(lambda m: m.Hi, sub, sub.Hi * (scale / warm.scale.astype(dt)))
-                since_sub = warm.since_sub
-            else:
-                sub = fs.build(fk.to_var(C, None, sqw), opt.subspace, data, spec, sqw, scale)
+            sub = fs.build(fk.to_var(C, None, sqw), opt.subspace, data, spec, sqw, scale)
         state = _rescaled(state, scale, sub)
-        if warm is not None and R is None:  # the same variables (no metric to differ)
-            state = _take_over(state, (warm.S, warm.Yd, warm.rho, warm.head, warm.gamma),
-                               warm.scale / scale, sub)
     stop_res = max(opt.gtol, opt.rtol * res) if stop_res is None else stop_res
     t1 = float(data.t1)
     rows = [dict(iteration=it0, J=J, residual=res, t1=t1, evals=1,
                  seconds=time.perf_counter() - t_start)]
-    it, since, evals, J_ref = it0, 0, 1, J
+    it, since, evals, J_ref, since_sub = it0, 0, 1, J, 0
     converged = res <= stop_res
     reason = f"stationarity residual {res:.3g} <= {stop_res:.3g} at the start (of the stage)"
     while not converged:
@@ -362,7 +315,4 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
         elif code == 3:
             reason = f"line search failed: {opt.max_rejections} rejected trial steps in a row"
             break
-    if out is not None:
-        out["handover"] = Handover(state.S, state.Yd, state.rho, state.head, state.gamma, sub,
-                                   scale, since_sub)
     return fk.to_coef(state.y, R, sqw).astype(dt), rows, converged, reason, it, res
