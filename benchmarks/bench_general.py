@@ -46,6 +46,7 @@ import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
 import time
 
@@ -397,6 +398,15 @@ def pair_steps(quick):
     return rows
 
 
+def _commit(path):
+    """The git commit checked out where ``path`` lies, or None outside a git checkout."""
+    try:
+        return subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 #: target 1's warm call is timed this many times (``--repeat``)
 REPEAT = 3
 
@@ -460,6 +470,7 @@ def main(argv=None):
         lo, hi = (int(x) for x in a.seeds.split(":"))
         out["seeds_t6"] = seeds_t6(range(lo, hi))
         out["weightsynth"] = os.path.dirname(ws.__file__)
+        out["weightsynth_commit"] = _commit(out["weightsynth"])
     if a.pairs:
         out["pairs"] = pair_steps(a.quick)
     special = a.mixed_seeds or a.pairs or a.seeds
