@@ -127,9 +127,13 @@ def _today(problem, cap, **kw):
     return out
 
 
-def target1(quick, repeat=None):
-    """``repeat``: how many times the warm call is timed (default REPEAT)."""
-    repeat = REPEAT if repeat is None else max(1, repeat)
+#: target 1's warm call is timed this many times (``--repeat``)
+REPEAT = 3
+
+
+def target1(quick, repeat=REPEAT):
+    """``repeat``: how many times the warm call is timed (at least once)."""
+    repeat = max(1, repeat)
     n, L = (32, 10) if quick else (100, 50)
     rows = []
     for kind in ("squared_error", "correlation"):
@@ -406,9 +410,6 @@ def _commit(path):
     except (OSError, subprocess.CalledProcessError):
         return None
 
-
-#: target 1's warm call is timed this many times (``--repeat``)
-REPEAT = 3
 
 TARGETS = {1: target1, 2: target2, 3: target3, 4: target4, 5: target5, 6: target6}
 
