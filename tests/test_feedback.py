@@ -242,11 +242,13 @@ def _memory_problem_t6(kind):
 @pytest.mark.parametrize("kind", ["correlation", "squared_error"])
 def test_j_test_stops_at_the_newton_limit(kind):
     """The J test (J changed by at most ftol |J| over five accepted steps) ends these runs
-    from W = 0 before the residual's threshold: at the result one exact Newton step (the
-    dense Hessian of the discrete J by autodiff, positive definite here) moves J by at most
-    1e-11 relative and W by 1e-5 of its size (measured 1e-14 and 6e-8 to 4e-7)."""
+    from W = 0 with the residual's test off (rtol = 0; by default the correlation run
+    reaches its residual threshold first): at the result one exact Newton step (the dense
+    Hessian of the discrete J by autodiff, positive definite here) moves J by at most
+    1e-11 relative and W by 1e-5 of its size (measured 5e-17 and 8e-15, 1.2e-7 and
+    3.5e-7)."""
     p = _memory_problem_t6(kind)
-    res = feedback_synthesize(p, nodes=NODES)
+    res = feedback_synthesize(p, nodes=NODES, rtol=0.0)
     assert res.converged and "over 5 accepted steps" in res.reason
     spec, data = _spec_data(p, NODES, 1, "rk4", "weights")
     W = np.asarray(res.program.weights(np.linspace(p.t0, p.t1, NODES)))

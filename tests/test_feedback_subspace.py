@@ -119,6 +119,32 @@ def test_direction_matches_the_dense_bfgs_update_from_the_subspace_h0():
     np.testing.assert_allclose(np.asarray(d).ravel(), -H @ g, rtol=1e-11, atol=1e-11)
 
 
+def test_complement_scaling_matches_the_dense_projection():
+    """gamma = s_c.y_c / y_c.y_c of the pair's parts outside S, (I - B B^T) s and
+    (I - B B^T) y with S's basis B written out densely; the fallback where s_c.y_c <= 0."""
+    rng = np.random.default_rng(5)
+    T, n, K = 3, 4, 2
+    N = T * n * n
+    q = rng.random(T)
+    q /= np.linalg.norm(q)
+    Q = np.linalg.qr(rng.standard_normal((n, K)))[0]
+    B = np.stack([np.einsum("k,i,j->kij", q, Q[:, a], Q[:, b]).ravel()
+                  for a in range(K) for b in range(K)], axis=1)
+    sub = fs.Subspace(jnp.asarray(q), jnp.asarray(Q), jnp.asarray(np.eye(K * K)))
+    P = np.eye(N) - B @ B.T
+    s = rng.standard_normal(N)
+    y = 2.0 * s + 0.1 * rng.standard_normal(N) + B @ rng.standard_normal(K * K)
+    sc, yc = P @ s, P @ y
+
+    def gamma(s, y):
+        return float(sub.gamma(jnp.asarray(s @ y), jnp.asarray(y @ y),
+                               jnp.asarray(s.reshape(T, n, n)),
+                               jnp.asarray(y.reshape(T, n, n)), jnp.asarray(-1.0)))
+
+    np.testing.assert_allclose(gamma(s, y), (sc @ yc) / (yc @ yc), rtol=1e-12)
+    assert gamma(s, -y + 2 * B @ (B.T @ y)) == -1.0  # the complement's s.y < 0: fallback
+
+
 #: three distinct, linearly independent targets (n = 4): the subspace model is 9 x 9,
 #: against 1 x 1 for the fixture's targets (one pattern and its negative, rank 1)
 THETA3 = np.array([[1.0, 1, -1, -1], [1, -1, 1, -1], [-1, 1, 1, 1]])

@@ -178,23 +178,23 @@ def _chunk(state: State, args, limit, stop_res, ftol, max_rej, *, size: int):
         evals = evals + 1
         # accepted: store the pair when the curvature condition holds, new direction
         s, yd = y_t - st.y, g_t - st.g
-        sy = _vdot(s, yd)
-        keep = ok & (sy > 1e-10 * jnp.sqrt(_vdot(s, s) * _vdot(yd, yd)))
+        sy, yy = _vdot(s, yd), _vdot(yd, yd)
+        keep = ok & (sy > 1e-10 * jnp.sqrt(_vdot(s, s) * yy))
         h = st.head  # in-place ring updates: one slot written, never the whole buffer
         S = st.S.at[h].set(jnp.where(keep, s.astype(st.S.dtype), st.S[h]))
         Yd = st.Yd.at[h].set(jnp.where(keep, yd.astype(st.Yd.dtype), st.Yd[h]))
         rho = st.rho.at[h].set(jnp.where(keep, 1 / sy, st.rho[h]))
         head = jnp.where(keep, (h + 1) % rho.shape[0], h)
-        gamma_new = sy / _vdot(yd, yd)
+        gamma_new = sy / yy
         if sub is not None:  # the scaling of the complement of the subspace
-            gamma_new = sub.gamma(s, yd, gamma_new)
+            gamma_new = sub.gamma(sy, yy, s, yd, gamma_new)
         gamma = jnp.where(keep, gamma_new, st.gamma)
         y, f, g = (jnp.where(ok, new, old) for new, old in
                    ((y_t, st.y), (f_t, st.f), (g_t, st.g)))
         d = _direction(g, S, Yd, rho, head, gamma, sub)
         descent = _vdot(g, d) < 0  # else (round-off): forget the pairs, -H0 g
         rho = jnp.where(descent, rho, 0)
-        d = jnp.where(descent, d, -_h0(g, gamma, sub))
+        d = jax.lax.cond(descent, lambda: d, lambda: -_h0(g, gamma, sub))  # one branch runs
         # rejected: safeguarded quadratic interpolation of f along d, in [a/10, a/2]
         a_q = -gd * st.a**2 / (2 * (f_t - st.f - gd * st.a))
         a_rej = jnp.where(finite, jnp.clip(a_q, 0.1 * st.a, 0.5 * st.a), 0.5 * st.a)
@@ -218,12 +218,13 @@ def _chunk(state: State, args, limit, stop_res, ftol, max_rej, *, size: int):
 
 
 @eqx.filter_jit
-def _rescaled(state: State, scale, sub):
+def _rescaled(state: State, scale, sub, gamma0):
     """The fresh state of :func:`_init` (made with scale 1 and H0 = I) for f = J / scale
-    and H0 from ``sub``: the same point, no second evaluation of J."""
+    and H0 from ``sub`` with scaling ``gamma0``: the same point, no second evaluation of J."""
     f, g = state.f / scale, state.g / scale
-    return eqx.tree_at(lambda s: (s.f, s.g, s.d, s.fw), state,
-                       (f, g, -_h0(g, jnp.ones((), g.dtype), sub), state.fw / scale))
+    gamma = jnp.asarray(gamma0, g.dtype)
+    return eqx.tree_at(lambda s: (s.f, s.g, s.d, s.fw, s.gamma), state,
+                       (f, g, -_h0(g, gamma, sub), state.fw / scale, gamma))
 
 
 def _restart(C, R_old, data, spec, sqw, opt: Options, scale, ridge, sub=None):
@@ -263,7 +264,11 @@ def minimize(C, data, spec, opt: Options, it0: int = 0, t_start: float | None = 
     if res > 0:
         if opt.subspace is not None and opt.max_iter > it0:
             sub = fs.build(fk.to_var(C, None, sqw), opt.subspace, data, spec, sqw, scale)
-        state = _rescaled(state, scale, sub)
+        # H0's scaling before the first pair: 1 (a first step of unit length), or with the
+        # subspace model the effort's inverse curvature beta (in J's units) on the
+        # complement of S, as the model itself starts from the effort's I / beta on S
+        gamma0 = 1.0 if sub is None else data.beta * scale
+        state = _rescaled(state, scale, sub, gamma0)
     stop_res = max(opt.gtol, opt.rtol * res) if stop_res is None else stop_res
     t1 = float(data.t1)
     rows = [dict(iteration=it0, J=J, residual=res, t1=t1, evals=1,

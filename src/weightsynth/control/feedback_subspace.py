@@ -16,7 +16,8 @@ models J's Hessian there by its Gauss-Newton part,
 the effort's curvature (exact on S) plus the terminal cost's curvature through Jz, the
 sensitivities of the outputs Z(t1) to A: one forward pass with K^2 tangents. L-BFGS then
 starts each two-loop recursion from H0 = S H_S^{-1} S^T + gamma (I - S S^T), gamma fitted
-to the pairs' parts outside S. The model is built on a grid of a quarter of the node
+to the pairs' parts outside S (before the first pair, beta: the inverse of the effort's
+curvature, as H_S starts from the effort's I / beta). The model is built on a grid of a quarter of the node
 intervals, in float32 (it only shapes the path; J and its gradient stay in the problem's
 precision), and rebuilt every ``REFRESH`` accepted steps, because the band turns with the
 trajectory.
@@ -81,16 +82,18 @@ class Subspace(eqx.Module):
         return self.q[:, None, None] * (self.Q @ c.reshape(K, K) @ self.Q.T)[None]
 
     def apply(self, x, gamma):
-        """H0 x = S Hi S^T x + gamma (x - S S^T x)."""
+        """H0 x = S Hi S^T x + gamma (x - S S^T x) = gamma x + S (Hi - gamma I) S^T x: one
+        pass over x to project it and one to write the result."""
         c = self.coeffs(x)
-        return gamma * (x - self.expand(c)) + self.expand(self.Hi @ c)
+        return gamma * x + self.expand(self.Hi @ c - gamma * c)
 
-    def gamma(self, s, yd, fallback):
-        """L-BFGS's scaling s.y / y.y from the pair's parts outside S (``fallback`` where
-        their s.y is not positive)."""
-        sp, yp = s - self.expand(self.coeffs(s)), yd - self.expand(self.coeffs(yd))
-        spy = jnp.sum(sp * yp)
-        return jnp.where(spy > 0, spy / jnp.sum(yp * yp), fallback)
+    def gamma(self, sy, yy, s, yd, fallback):
+        """L-BFGS's scaling s.y / y.y from the pair's parts outside S, given s.y and y.y of
+        the whole pair: S has orthonormal columns, so the parts' products are those less the
+        coordinates' (``fallback`` where their s.y is not positive)."""
+        cs, cy = self.coeffs(s), self.coeffs(yd)
+        spy, ypy = sy - cs @ cy, yy - cy @ cy
+        return jnp.where((spy > 0) & (ypy > 0), spy / ypy, fallback)
 
 
 @eqx.filter_jit
