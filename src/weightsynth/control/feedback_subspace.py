@@ -17,10 +17,10 @@ the effort's curvature (exact on S) plus the terminal cost's curvature through J
 sensitivities of the outputs Z(t1) to A: one forward pass with K^2 tangents. L-BFGS then
 starts each two-loop recursion from H0 = S H_S^{-1} S^T + gamma (I - S S^T), gamma fitted
 to the pairs' parts outside S (before the first pair, beta: the inverse of the effort's
-curvature, as H_S starts from the effort's I / beta). The model is built on a grid of a quarter of the node
-intervals, in float32 (it only shapes the path; J and its gradient stay in the problem's
-precision), and rebuilt every ``REFRESH`` accepted steps, because the band turns with the
-trajectory.
+curvature, as H_S starts from the effort's I / beta). The model is built on a grid of a
+quarter of the node intervals, in float32 (it only shapes the path; J and its gradient
+stay in the problem's precision), and rebuilt every ``REFRESH`` accepted steps, because
+the band turns with the trajectory.
 """
 
 from __future__ import annotations
