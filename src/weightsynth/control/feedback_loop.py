@@ -10,7 +10,8 @@ stops early on convergence, a run of failed trials or a small change in J over t
 ``refresh`` accepted steps the metric is rebuilt along the current trajectory and L-BFGS
 restarts. In weight coordinates at long horizons the
 recursion starts from the targets' subspace model instead of gamma I (feedback_subspace),
-rebuilt every ``subspace_refresh`` accepted steps without a restart.
+rebuilt every ``subspace_refresh`` accepted steps without a restart; there the first step
+is scaled by the effort's inverse curvature beta instead of to unit length.
 
 Why not optimistix's or optax's L-BFGS: on these 1 MB variables optimistix 0.1.0 spends
 10 ms (history 5) to 50 ms (history 20) per step beyond the 24 ms evaluation of J and its
