@@ -84,6 +84,17 @@ def test_model_matches_finite_differences_of_a_numpy_rk4():
     assert np.abs(H_ref - np.eye(m) / beta).max() > 0.1 / beta  # the outputs' part matters
 
 
+def _dense_subspace(rng, T, n, K):
+    """A random subspace S = {q(t) Q A Q^T}: the profile q (T,) of unit norm, Q (n, K)
+    orthonormal, and S's basis written out densely, B (T n n, K^2), orthonormal."""
+    q = rng.random(T)
+    q /= np.linalg.norm(q)
+    Q = np.linalg.qr(rng.standard_normal((n, K)))[0]
+    B = np.stack([np.einsum("k,i,j->kij", q, Q[:, a], Q[:, b]).ravel()
+                  for a in range(K) for b in range(K)], axis=1)
+    return q, Q, B
+
+
 def test_direction_matches_the_dense_bfgs_update_from_the_subspace_h0():
     """The two-loop recursion from H0 = S Hi S^T + gamma (I - S S^T), S's basis written out
     densely here, equals the BFGS update of that H0, oldest pair first."""
@@ -92,11 +103,7 @@ def test_direction_matches_the_dense_bfgs_update_from_the_subspace_h0():
     rng = np.random.default_rng(4)
     T, n, K, m, head = 3, 3, 2, 3, 1
     N = T * n * n
-    q = rng.random(T)
-    q /= np.linalg.norm(q)
-    Q = np.linalg.qr(rng.standard_normal((n, K)))[0]
-    B = np.stack([np.einsum("k,i,j->kij", q, Q[:, a], Q[:, b]).ravel()
-                  for a in range(K) for b in range(K)], axis=1)  # (N, K^2), orthonormal
+    q, Q, B = _dense_subspace(rng, T, n, K)
     M = rng.standard_normal((K * K, K * K))
     Hi = M @ M.T + np.eye(K * K)
     gamma = 0.3
@@ -125,11 +132,7 @@ def test_complement_scaling_matches_the_dense_projection():
     rng = np.random.default_rng(5)
     T, n, K = 3, 4, 2
     N = T * n * n
-    q = rng.random(T)
-    q /= np.linalg.norm(q)
-    Q = np.linalg.qr(rng.standard_normal((n, K)))[0]
-    B = np.stack([np.einsum("k,i,j->kij", q, Q[:, a], Q[:, b]).ravel()
-                  for a in range(K) for b in range(K)], axis=1)
+    q, Q, B = _dense_subspace(rng, T, n, K)
     sub = fs.Subspace(jnp.asarray(q), jnp.asarray(Q), jnp.asarray(np.eye(K * K)))
     P = np.eye(N) - B @ B.T
     s = rng.standard_normal(N)
